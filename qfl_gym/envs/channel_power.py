@@ -1,0 +1,184 @@
+"""``qfl_gym/ChannelPower-v0``: per-slot sub-channel and power allocation on a NOMA uplink."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
+from qfl_gym.wireless.channel import UplinkChannel
+from qfl_gym.wireless.config import UplinkConfig, uplink_config
+from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
+
+
+class ChannelPowerEnv(gym.Env):
+    """Choose every device's sub-channel and transmit power on a shared NOMA uplink.
+
+    ## Description
+
+    ``K`` devices in one cell upload to a base station over ``N`` sub-channels. Each
+    step (a slot of ``slot_s`` seconds) the agent assigns every device one sub-channel
+    and one of ``L`` transmit-power levels. Devices on the same sub-channel share it by
+    power-domain NOMA: the base station decodes them with successive interference
+    cancellation (SIC) in descending order of received power, so each device is
+    interfered by those decoded after it (and by an ``sic_residual`` fraction of those
+    before it). Channels fade (Rayleigh or Rician, Gauss-Markov in time with Jakes'
+    correlation) on top of 3GPP path loss and log-normal shadowing. The formulas are in
+    :mod:`qfl_gym.wireless.noma` and :mod:`qfl_gym.wireless.channel`.
+
+    ## Action Space
+
+    ``MultiDiscrete([N]*K + [L]*K)``: entries ``0..K-1`` are each device's sub-channel,
+    entries ``K..2K-1`` each device's power-level index (ascending power, see
+    ``config.levels_dbm``). Use :meth:`encode_action` / :meth:`decode_action`. A
+    wrong-shape, non-integer or out-of-range action raises ``ValueError``.
+
+    ## Observation Space
+
+    ``Box(low, high, (K*N + K + 1,), float32)`` (bounds in
+    :mod:`qfl_gym.envs.observation`):
+
+    ============================  =====================================================
+    index                         meaning
+    ============================  =====================================================
+    ``0 .. K*N-1``                full-power SNR of device k on sub-channel n (row-major
+                                  k, n), ``(SNR_dB - 20) / 20``, in [-16, 16]
+    ``K*N .. K*N+K-1``            each device's rate in the previous step, ``r_k/B/10``
+                                  in [0, 12] (0 after reset)
+    ``K*N+K``                     elapsed fraction of the episode, ``t / horizon``
+    ============================  =====================================================
+
+    ## Rewards
+
+    Sum rate of the step in Mbit/s, minus ``energy_weight`` per joule transmitted and
+    ``outage_penalty`` per device below ``min_rate_bps`` (both 0 by default). The
+    reward of any assignment is ``info["problem"].reward(channels, levels)``.
+
+    ## Starting State
+
+    Devices are dropped uniformly by area in the annulus ``[min_distance_m,
+    cell_radius_m]``; shadowing and fading are drawn afresh. All randomness comes from
+    ``reset(seed=...)``.
+
+    ## Episode End
+
+    No termination. Truncation after ``horizon`` steps (100 by default).
+
+    ## Info
+
+    Every ``info`` holds ``problem``, an immutable
+    :class:`~qfl_gym.wireless.problem.AllocationProblem` for the *next* decision
+    (``gains`` (K, N), ``noise_w`` (N,), ``power_levels_w`` (L,), ``bandwidth_hz``,
+    ``sic_residual``, vectorized ``sum_rate(channels, power_levels)``). After a step it
+    also holds, for the action just taken: ``rate_bps`` (K,), ``sinr_db`` (K,),
+    ``sum_rate_bps`` (float), ``energy_j`` (K,, ``p_k * slot_s``), ``outage`` (K,) bool.
+
+    ## Arguments
+
+    ``gym.make("qfl_gym/ChannelPower-v0", scenario="default", **overrides)``:
+    ``scenario`` names a preset of :data:`qfl_gym.wireless.config.UPLINK_PRESETS`
+    (``default``, ``small``, ``imperfect-sic``, ``case-study``, ``dense-mobile``) or is an
+    :class:`~qfl_gym.wireless.config.UplinkConfig`; ``overrides`` replace any of its
+    fields (``num_devices=20``, ``fading="rician"``, ...). ``render_mode="ansi"`` returns
+    a text table of the last assignment.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
+
+    def __init__(
+        self,
+        scenario: str | UplinkConfig = "default",
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.config = cfg = uplink_config(scenario, **overrides)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"unknown render_mode {render_mode!r}; valid: None, "
+                f"{', '.join(map(repr, self.metadata['render_modes']))}"
+            )
+        self.render_mode = render_mode
+        K, N, L = cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels
+        self.codec = ActionCodec(K, N, L)
+        self.action_space = self.codec.space()
+        low, high = channel_observation_bounds(K, N, [0.0], [1.0])
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
+        self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
+        self._constants = ProblemConstants.from_config(cfg)
+        self._obs = np.zeros(K * N + K + 1, dtype=np.float32)
+        self._obs_gains = self._obs[: K * N].reshape(K, N)
+        self._obs_rates = self._obs[K * N : K * N + K]
+        self._t = 0
+        self._last_action: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._t = 0
+        self._last_action = None
+        gains = self.channel.reset(self.np_random)
+        self._set_problem(gains)
+        self._obs_rates[:] = 0.0
+        return self._observation(), {"problem": self._problem}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        a = self.codec.validate(action)
+        K = self.config.num_devices
+        info = self._problem._outcome(a[:K], a[K:])
+        reward = info.pop("reward")
+        self._last_action = a
+        self._t += 1
+        self._obs_rates[:] = rate_features(info["rate_bps"], self.config.bandwidth_hz)
+        gains = self.channel.step()
+        self._set_problem(gains)
+        info["problem"] = self._problem
+        return self._observation(), reward, False, self._t >= self.config.horizon, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        cfg = self.config
+        lines = [f"t={self._t}/{cfg.horizon}  K={cfg.num_devices} N={cfg.num_subchannels}"]
+        if self._last_action is None:
+            lines.append("(no action yet)")
+        else:
+            ch, lv = self.decode_action(self._last_action)
+            for n in range(cfg.num_subchannels):
+                devs = [f"{k}@{cfg.levels_dbm[lv[k]]:.1f}dBm" for k in np.flatnonzero(ch == n)]
+                lines.append(f"sub-channel {n}: {' '.join(devs) or '-'}")
+        return "\n".join(lines)
+
+    # -------------------------------------------------------------- helpers
+    def decode_action(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``action -> (channels (K,), power_levels (K,))``; validates the action."""
+        return self.codec.decode(action)
+
+    def encode_action(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """``(channels (K,), power_levels (K,)) -> action (2K,)``; validates the result."""
+        return self.codec.encode(channels, power_levels)
+
+    @property
+    def problem(self) -> AllocationProblem:
+        """The instance for the next decision (same object as ``info["problem"]``)."""
+        return self._problem
+
+    # ------------------------------------------------------------ internals
+    def _set_problem(self, gains: np.ndarray) -> None:
+        self._problem = AllocationProblem._trusted(gains, self._constants)
+
+    def _observation(self) -> np.ndarray:
+        self._obs_gains[...] = self.channel.features
+        self._obs[-1] = self._t / self.config.horizon
+        return self._obs.copy()

@@ -1,0 +1,363 @@
+"""The per-slot decision instance handed to optimizers as ``info["problem"]``.
+
+An :class:`AllocationProblem` is one channel realization plus everything needed to
+score any assignment of (sub-channel, power level) to devices on it. It is immutable
+(its arrays are read-only), cheap to build every step, and evaluates batches of
+assignments in one call, which is what QAOA, SCA and exhaustive search need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from qfl_gym.wireless import noma
+
+
+@dataclass(frozen=True, eq=False)
+class ProblemConstants:
+    """Everything of a problem that does not change with the channel realization."""
+
+    noise_w: np.ndarray  # (N,) W
+    power_levels_w: np.ndarray  # (L,) W
+    bandwidth_hz: float
+    sic_residual: float
+    min_rate_bps: float
+    slot_s: float
+    energy_weight: float
+    outage_penalty: float
+
+    @classmethod
+    def from_config(cls, config: Any) -> ProblemConstants:
+        """The constants of ``config`` (an :class:`~qfl_gym.wireless.config.UplinkConfig`)."""
+        noise = np.full(config.num_subchannels, config.noise_w)
+        noise.flags.writeable = False
+        return cls(
+            noise,
+            config.power_levels_w,
+            float(config.bandwidth_hz),
+            float(config.sic_residual),
+            float(config.min_rate_bps),
+            float(config.slot_s),
+            float(config.energy_weight),
+            float(config.outage_penalty),
+        )
+
+    def astuple(self) -> tuple:
+        return (
+            self.noise_w,
+            self.power_levels_w,
+            self.bandwidth_hz,
+            self.sic_residual,
+            self.min_rate_bps,
+            self.slot_s,
+            self.energy_weight,
+            self.outage_penalty,
+        )
+
+    def equals(self, other: ProblemConstants) -> bool:
+        return all(
+            np.array_equal(a, b) for a, b in zip(self.astuple(), other.astuple(), strict=True)
+        )
+
+
+class AllocationProblem:
+    """Sum-rate maximization instance on one channel realization.
+
+    Parameters
+    ----------
+    gains : array_like, shape (K, N)
+        Linear power gains ``g_kn`` (unitless); copied and made read-only.
+    noise_w : array_like, shape (N,)
+        Noise power per sub-channel, W.
+    power_levels_w : array_like, shape (L,)
+        Transmit power levels, W, ascending.
+    bandwidth_hz : float
+        Bandwidth per sub-channel, Hz.
+    sic_residual : float
+        Imperfect-SIC residual ``eps`` in [0, 1].
+    min_rate_bps : float
+        Minimum rate, bit/s; a device below it is in outage.
+    slot_s : float
+        Duration of the transmission the energy refers to, s.
+    energy_weight : float
+        Reward penalty per joule, (Mbit/s)/J.
+    outage_penalty : float
+        Reward penalty per device in outage, Mbit/s.
+
+    Notes
+    -----
+    Every evaluation method takes ``channels`` and ``power_levels`` as integer arrays
+    of shape (K,) (one assignment) or (M, K) (a batch) and validates them.
+    """
+
+    __slots__ = ("_c", "_table", "gains")
+
+    def __init__(
+        self,
+        gains: Any,
+        noise_w: Any,
+        power_levels_w: Any,
+        bandwidth_hz: float,
+        sic_residual: float = 0.0,
+        min_rate_bps: float = 0.0,
+        slot_s: float = 1.0,
+        energy_weight: float = 0.0,
+        outage_penalty: float = 0.0,
+    ) -> None:
+        gains = np.array(gains, dtype=float)
+        if gains.ndim != 2 or 0 in gains.shape:
+            raise ValueError(f"gains must have shape (K, N) with K, N >= 1, got {gains.shape}")
+        if not np.all(np.isfinite(gains)) or np.any(gains < 0):
+            raise ValueError("gains must be finite and non-negative")
+        noise = np.array(noise_w, dtype=float).reshape(-1)
+        if noise.shape != (gains.shape[1],) or np.any(noise <= 0):
+            raise ValueError(
+                f"noise_w must be {gains.shape[1]} positive values (one per sub-channel), "
+                f"got {noise_w!r}"
+            )
+        levels = np.array(power_levels_w, dtype=float).reshape(-1)
+        if levels.size == 0 or np.any(levels <= 0) or np.any(np.diff(levels) <= 0):
+            raise ValueError(f"power_levels_w must be positive and ascending, got {levels}")
+        if not 0.0 <= sic_residual <= 1.0:
+            raise ValueError(f"sic_residual must be in [0, 1], got {sic_residual}")
+        if not bandwidth_hz > 0:
+            raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
+        noise.flags.writeable = False
+        levels.flags.writeable = False
+        const = ProblemConstants(
+            noise,
+            levels,
+            float(bandwidth_hz),
+            float(sic_residual),
+            float(min_rate_bps),
+            float(slot_s),
+            float(energy_weight),
+            float(outage_penalty),
+        )
+        self._init(gains, const)
+
+    def _init(self, gains: np.ndarray, const: ProblemConstants) -> None:
+        gains.flags.writeable = False
+        object.__setattr__(self, "gains", gains)
+        object.__setattr__(self, "_c", const)
+        object.__setattr__(self, "_table", None)
+
+    @classmethod
+    def from_config(cls, config: Any, gains: Any) -> AllocationProblem:
+        """The instance of ``config`` (an ``UplinkConfig``) on ``gains`` (K, N)."""
+        c = ProblemConstants.from_config(config)
+        return cls(gains, *c.astuple())
+
+    @classmethod
+    def _trusted(cls, gains: np.ndarray, constants: ProblemConstants) -> AllocationProblem:
+        """Fast constructor for environments: ``gains`` is fresh, owned and valid."""
+        self = object.__new__(cls)
+        self._init(gains, constants)
+        return self
+
+    # ------------------------------------------------------------ protocol
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"AllocationProblem is immutable; cannot set {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AllocationProblem):
+            return NotImplemented
+        return np.array_equal(self.gains, other.gains) and self._c.equals(other._c)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self):
+        return (AllocationProblem, (np.array(self.gains), *self._c.astuple()))
+
+    def __repr__(self) -> str:
+        return (
+            f"AllocationProblem(K={self.num_devices}, N={self.num_subchannels}, "
+            f"L={self.num_power_levels}, bandwidth_hz={self.bandwidth_hz:g}, "
+            f"sic_residual={self.sic_residual:g})"
+        )
+
+    # ------------------------------------------------------------ constants
+    noise_w = property(lambda self: self._c.noise_w, doc="Noise per sub-channel (N,), W.")
+    power_levels_w = property(
+        lambda self: self._c.power_levels_w, doc="Power levels (L,), W, ascending."
+    )
+    bandwidth_hz = property(lambda self: self._c.bandwidth_hz, doc="Sub-channel bandwidth, Hz.")
+    sic_residual = property(lambda self: self._c.sic_residual, doc="Imperfect-SIC residual.")
+    min_rate_bps = property(lambda self: self._c.min_rate_bps, doc="Outage threshold, bit/s.")
+    slot_s = property(lambda self: self._c.slot_s, doc="Slot duration for energy, s.")
+    energy_weight = property(lambda self: self._c.energy_weight, doc="(Mbit/s)/J penalty.")
+    outage_penalty = property(lambda self: self._c.outage_penalty, doc="Mbit/s per outage.")
+
+    @property
+    def num_devices(self) -> int:
+        """K."""
+        return self.gains.shape[0]
+
+    @property
+    def num_subchannels(self) -> int:
+        """N."""
+        return self.gains.shape[1]
+
+    @property
+    def num_power_levels(self) -> int:
+        """L."""
+        return self._c.power_levels_w.shape[0]
+
+    @property
+    def num_assignments(self) -> int:
+        """Size of the search space, ``(N * L) ** K``."""
+        return (self.num_subchannels * self.num_power_levels) ** self.num_devices
+
+    @property
+    def received_power_table(self) -> np.ndarray:
+        """``p_l g_kn`` for every (k, n, l), flat (K*N*L,), W; built on first use."""
+        if self._table is None:
+            table = noma.received_power_table(self.gains, self._c.power_levels_w)
+            table.flags.writeable = False
+            object.__setattr__(self, "_table", table)
+        return self._table
+
+    # ------------------------------------------------------------ evaluation
+    def check_assignment(self, channels: Any, power_levels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Validate an assignment (or batch); return both as integer arrays."""
+        c = np.asarray(channels)
+        p = np.asarray(power_levels)
+        K = self.num_devices
+        if c.shape != p.shape or c.ndim not in (1, 2) or c.shape[-1] != K:
+            raise ValueError(
+                f"channels and power_levels must both have shape (K,) or (M, K) with K={K}; "
+                f"got {c.shape} and {p.shape}"
+            )
+        for name, a, hi in (
+            ("channels", c, self.num_subchannels),
+            ("power_levels", p, self.num_power_levels),
+        ):
+            if a.dtype.kind not in "iu":
+                raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+            if a.size and (a.min() < 0 or a.max() >= hi):
+                bad = np.argwhere((a < 0) | (a >= hi))[0]
+                raise ValueError(f"{name}{list(bad)} = {a[tuple(bad)]} is out of range 0..{hi - 1}")
+        return c, p
+
+    def received_power_w(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """Received power ``p_k g_{k,c_k}`` in W, shape like ``channels``."""
+        c, p = self.check_assignment(channels, power_levels)
+        return self._received(c, p)
+
+    def sinr(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """Linear SINR of each device after SIC, shape like ``channels``."""
+        c, p = self.check_assignment(channels, power_levels)
+        return noma.sic_sinr(self._received(c, p), c, self._c.noise_w, self._c.sic_residual)
+
+    def rates(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """Per-device rate ``B log2(1 + SINR)`` in bit/s, shape like ``channels``."""
+        return noma.rates_bps(self.sinr(channels, power_levels), self._c.bandwidth_hz)
+
+    def sum_rate(self, channels: Any, power_levels: Any) -> np.ndarray | float:
+        """Sum rate in bit/s: a float for (K,) input, shape (M,) for (M, K) input."""
+        c, p = self.check_assignment(channels, power_levels)
+        const = self._c
+        out = noma.sum_rate_bps(
+            self._received(c, p), c, const.noise_w, const.bandwidth_hz, const.sic_residual
+        )
+        return float(out) if c.ndim == 1 else out
+
+    def energy_j(self, power_levels: Any) -> np.ndarray:
+        """Transmit energy per device over one slot, ``p_k * slot_s`` in J."""
+        return self._c.power_levels_w.take(np.asarray(power_levels)) * self._c.slot_s
+
+    def reward(self, channels: Any, power_levels: Any) -> np.ndarray | float:
+        """The environment's reward for assignments (same shapes as :meth:`sum_rate`).
+
+        ``sum_rate / 1e6 - energy_weight * sum(energy_j) - outage_penalty * #outage``,
+        in Mbit/s. Equals ``sum_rate / 1e6`` unless the scenario prices energy or
+        outage.
+        """
+        const = self._c
+        if not (const.energy_weight or const.outage_penalty):
+            return self.sum_rate(channels, power_levels) * 1e-6
+        r = self.rates(channels, power_levels)
+        value = allocation_reward(
+            r.sum(axis=-1),
+            self.energy_j(power_levels),
+            r < const.min_rate_bps,
+            const.energy_weight,
+            const.outage_penalty,
+        )
+        return float(value) if np.ndim(value) == 0 else value
+
+    def outcome(self, channels: Any, power_levels: Any) -> dict[str, Any]:
+        """What one assignment (K,) achieves on this realization.
+
+        Returns
+        -------
+        dict
+            ``rate_bps`` (K,), ``sinr_db`` (K,, floored at -300 dB), ``sum_rate_bps``
+            (float), ``energy_j`` (K,, ``p_k * slot_s``), ``outage`` (K,) bool (rate below
+            ``min_rate_bps``) and ``reward`` (float, Mbit/s, as :meth:`reward`).
+        """
+        c, p = self.check_assignment(channels, power_levels)
+        if c.ndim != 1:
+            raise ValueError(f"outcome() takes one assignment of shape (K,), got {c.shape}")
+        return self._outcome(c.astype(np.int64, copy=False), p.astype(np.int64, copy=False))
+
+    def _outcome(self, c: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+        """:meth:`outcome` for validated int64 (K,) arrays: the environments' hot path."""
+        const = self._c
+        power = const.power_levels_w.take(p)
+        s = power * self.gains.take(_row_offsets(*self.gains.shape) + c)
+        sinr = noma.sic_sinr(s, c, const.noise_w, const.sic_residual)
+        rate = noma.rates_bps(sinr, const.bandwidth_hz)
+        sum_rate = sum(rate.tolist())
+        energy = power * const.slot_s
+        outage = rate < const.min_rate_bps
+        reward = sum_rate * 1e-6
+        if const.energy_weight or const.outage_penalty:
+            reward = allocation_reward(
+                reward * 1e6, energy, outage, const.energy_weight, const.outage_penalty
+            )
+        return {
+            "rate_bps": rate,
+            "sinr_db": 10.0 * np.log10(np.maximum(sinr, 1e-30)),
+            "sum_rate_bps": sum_rate,
+            "energy_j": energy,
+            "outage": outage,
+            "reward": float(reward),
+        }
+
+    def _received(self, c: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return noma.received_power(
+            self.received_power_table, c, p, self.num_subchannels, self.num_power_levels
+        )
+
+
+@lru_cache(maxsize=64)
+def _row_offsets(num_devices: int, num_subchannels: int) -> np.ndarray:
+    """Flat index of ``gains[k, 0]`` for every device k."""
+    out = np.arange(num_devices) * num_subchannels
+    out.flags.writeable = False
+    return out
+
+
+def allocation_reward(
+    sum_rate_bps: Any,
+    energy_j: np.ndarray,
+    outage: np.ndarray,
+    energy_weight: float,
+    outage_penalty: float,
+) -> Any:
+    """Reward in Mbit/s: ``sum_rate/1e6 - energy_weight*sum(E) - outage_penalty*#outage``.
+
+    ``energy_j`` and ``outage`` have a trailing device axis; the result has the shape of
+    ``sum_rate_bps``.
+    """
+    value = sum_rate_bps * 1e-6
+    if energy_weight:
+        value = value - energy_weight * energy_j.sum(axis=-1)
+    if outage_penalty:
+        value = value - outage_penalty * outage.sum(axis=-1)
+    return value
