@@ -1,34 +1,35 @@
-# The two set-up commands of README.md. Each creates .venv if absent and installs
-# only what is missing (pip skips satisfied requirements; the stamp file skips the
-# whole install when pyproject.toml has not changed since the last one).
-PY      ?= python3
-VENV    := .venv
-BIN     := $(VENV)/bin
-EXTRAS  := dev
-STAMP   := $(VENV)/.installed-$(EXTRAS)
+# The two set-up commands of README.md (`make demo`, `make test`). Each creates .venv
+# if absent and installs only what is missing: a stamp file per extras set skips the
+# install entirely when pyproject.toml has not changed since the last one, and pip
+# itself skips requirements that are already satisfied.
+PY          ?= python3
+VENV        := .venv
+BIN         := $(VENV)/bin
+RUN_EXTRAS  := dev
+TEST_EXTRAS := dev,multiagent,rllib
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	# torch first, pinned: 2.13.0 is the CPU build on this machine's disk; an
-	# unpinned torch would pull a multi-GB CUDA build.
+# torch first, pinned: 2.13.0 is the CPU build on this machine's disk; an unpinned
+# torch would pull a multi-GB CUDA build.
+$(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$*]"
+	touch $@
 
-demo: $(STAMP)
-	$(BIN)/python -m qfl_gym.demo
+demo: $(VENV)/.installed-$(RUN_EXTRAS)
+	$(BIN)/python -m training_scripts.demo
 
-test: $(STAMP)
+test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
+bench: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/python benchmarks/bench_channel_power.py

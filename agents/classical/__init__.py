@@ -1,0 +1,1 @@
+"""Classical (non-quantum, non-learned) agents."""

@@ -1,0 +1,1 @@
+"""Command-line jobs: train RL agents, benchmark agents, reproduce the case study."""
