@@ -75,8 +75,10 @@ class ActionCodec:
             bad = ~np.isfinite(a) | (a != np.round(a))
             if bad.any():
                 i = np.argwhere(bad)[0]
+                value = a[tuple(i)].item()
                 raise ValueError(
-                    f"action{list(i)} = {a[tuple(i)]!r} is not an integer ({self._describe(i[-1])})"
+                    f"action{_index(i)} = {value!r} is not an integer "
+                    f"({self._describe(int(i[-1]))})"
                 )
             a = a.astype(np.int64)
         bad = (a < 0) | (a >= self.nvec)
@@ -84,7 +86,7 @@ class ActionCodec:
             i = np.argwhere(bad)[0]
             j = int(i[-1])
             raise ValueError(
-                f"action{list(i)} = {a[tuple(i)]} is out of range: {self._describe(j)} "
+                f"action{_index(i)} = {a[tuple(i)]} is out of range: {self._describe(j)} "
                 f"must be in 0..{self.nvec[j] - 1}"
             )
         return a.astype(np.int64, copy=False)
@@ -94,3 +96,8 @@ class ActionCodec:
         if j < K:
             return f"device {j}'s sub-channel"
         return f"device {j - K}'s power level"
+
+
+def _index(idx: np.ndarray) -> str:
+    """``[i][j]`` text of an array index, for error messages."""
+    return "".join(f"[{int(x)}]" for x in idx)

@@ -115,9 +115,10 @@ class ChannelPowerEnv(gym.Env):
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = ProblemConstants.from_config(cfg)
+        # observation buffer; slices (not views: views would not survive deepcopy)
         self._obs = np.zeros(K * N + K + 1, dtype=np.float32)
-        self._obs_gains = self._obs[: K * N].reshape(K, N)
-        self._obs_rates = self._obs[K * N : K * N + K]
+        self._gain_slice = slice(0, K * N)
+        self._rate_slice = slice(K * N, K * N + K)
         self._t = 0
         self._last_action: np.ndarray | None = None
 
@@ -130,7 +131,7 @@ class ChannelPowerEnv(gym.Env):
         self._last_action = None
         gains = self.channel.reset(self.np_random)
         self._set_problem(gains)
-        self._obs_rates[:] = 0.0
+        self._obs[self._rate_slice] = 0.0
         return self._observation(), {"problem": self._problem}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -140,7 +141,7 @@ class ChannelPowerEnv(gym.Env):
         reward = info.pop("reward")
         self._last_action = a
         self._t += 1
-        self._obs_rates[:] = rate_features(info["rate_bps"], self.config.bandwidth_hz)
+        self._obs[self._rate_slice] = rate_features(info["rate_bps"], self.config.bandwidth_hz)
         gains = self.channel.step()
         self._set_problem(gains)
         info["problem"] = self._problem
@@ -179,6 +180,6 @@ class ChannelPowerEnv(gym.Env):
         self._problem = AllocationProblem._trusted(gains, self._constants)
 
     def _observation(self) -> np.ndarray:
-        self._obs_gains[...] = self.channel.features
+        self._obs[self._gain_slice] = self.channel.features.ravel()
         self._obs[-1] = self._t / self.config.horizon
         return self._obs.copy()

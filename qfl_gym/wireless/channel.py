@@ -137,7 +137,8 @@ class UplinkChannel:
             self._move(self._mobility_draws[i])
             self._set_slot(self._power_block[i] * self._beta_col, None)
         else:
-            self._set_slot(self._gain_block[i], self._feature_block[i])
+            features = None if self._feature_block is None else self._feature_block[i]
+            self._set_slot(self._gain_block[i], features)
         return self.gains
 
     # -------------------------------------------------------------- internals

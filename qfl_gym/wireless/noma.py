@@ -111,8 +111,8 @@ def sic_sinr(
         Received power ``p_k g_{k,c_k}`` of each device, W.
     channels : ndarray of int, shape (..., K)
         Sub-channel of each device.
-    noise_w : ndarray, shape (N,)
-        Noise power of each sub-channel, W.
+    noise_w : ndarray, shape (N,), or float
+        Noise power of each sub-channel (a float: the same on all), W.
     sic_residual : float
         Imperfect-SIC residual ``eps`` in [0, 1].
 
@@ -136,7 +136,7 @@ def sic_sinr(
         if sic_residual:
             # ... or decoded before k: the imperfectly cancelled residual
             interference += sic_residual * ((same & (kj > kk)) @ s[..., None])[..., 0]
-    interference += noise_w.take(channels)
+    interference += noise_w.take(channels) if np.ndim(noise_w) else noise_w
     return s / interference
 
 

@@ -46,6 +46,17 @@ class ProblemConstants:
             float(config.outage_penalty),
         )
 
+    @property
+    def uniform_noise_w(self) -> float:
+        """The noise power if all sub-channels share it, else 0.0 (W)."""
+        try:
+            return self._uniform_noise
+        except AttributeError:
+            n = self.noise_w
+            value = float(n[0]) if np.all(n == n[0]) else 0.0
+            object.__setattr__(self, "_uniform_noise", value)
+            return value
+
     def astuple(self) -> tuple:
         return (
             self.noise_w,
@@ -310,7 +321,7 @@ class AllocationProblem:
         const = self._c
         power = const.power_levels_w.take(p)
         s = power * self.gains.take(_row_offsets(*self.gains.shape) + c)
-        sinr = noma.sic_sinr(s, c, const.noise_w, const.sic_residual)
+        sinr = noma.sic_sinr(s, c, const.uniform_noise_w or const.noise_w, const.sic_residual)
         rate = noma.rates_bps(sinr, const.bandwidth_hz)
         sum_rate = sum(rate.tolist())
         energy = power * const.slot_s
@@ -320,9 +331,12 @@ class AllocationProblem:
             reward = allocation_reward(
                 reward * 1e6, energy, outage, const.energy_weight, const.outage_penalty
             )
+        sinr_db = np.maximum(sinr, 1e-30, out=sinr)
+        np.log10(sinr_db, out=sinr_db)
+        sinr_db *= 10.0
         return {
             "rate_bps": rate,
-            "sinr_db": 10.0 * np.log10(np.maximum(sinr, 1e-30)),
+            "sinr_db": sinr_db,
             "sum_rate_bps": sum_rate,
             "energy_j": energy,
             "outage": outage,
