@@ -104,3 +104,21 @@ def test_gains_are_read_only():
     g = ch.step()
     with pytest.raises(ValueError):
         g[0, 0] = 1.0
+
+
+def test_block_trajectory_equals_the_gauss_markov_recursion():
+    cfg = UplinkConfig(num_devices=3, num_subchannels=2, shadowing_std_db=0.0)
+    ch = UplinkChannel(cfg)
+    ch.reset(np.random.default_rng(11))
+    twin = UplinkChannel(cfg)
+    rng = np.random.default_rng(11)
+    twin.reset(rng)  # consumes the same reset draws
+    h = twin._h.copy()
+    rho = cfg.fading_correlation
+    beta = 10 ** (-ch.pathloss_db / 10)
+    for _block in range(2):
+        z = rng.standard_normal((64, 2 * 3 * 2)).reshape(64, 2, 3, 2)
+        for t in range(64):
+            h = rho * h + np.sqrt((1 - rho**2) / 2) * z[t]
+            expected = (h[0] ** 2 + h[1] ** 2) * beta[:, None]
+            np.testing.assert_allclose(ch.step(), expected, rtol=1e-9)

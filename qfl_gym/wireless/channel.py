@@ -102,6 +102,12 @@ class UplinkChannel:
         self._mobile = bool(config.mobility) and config.speed_mps > 0.0
         self._fading_draws = 0 if self._static_fading else 2 * K * N
         self._per_step = self._fading_draws + (2 * K if self._mobile else 0)
+        t = np.arange(NOISE_BLOCK_STEPS)
+        lag = t[:, None] - t[None, :]
+        with np.errstate(divide="ignore"):  # rho = 0: 0**0 = 1 on the diagonal
+            powers = np.where(lag >= 0, self._rho ** np.maximum(lag, 0), 0.0)
+        self._gm_inputs = powers * self._innovation_std  # (B, B) lower triangular
+        self._gm_state = self._rho ** (t + 1.0)  # (B,)
         self._pos = NOISE_BLOCK_STEPS
         self.gains = np.zeros(self._shape)
         self.features = None
@@ -148,13 +154,13 @@ class UplinkChannel:
         if self._static_fading:
             power = np.broadcast_to(self._fading_power(self._h[None]), (B, *self._shape))
         else:
-            w = z[:, : self._fading_draws].reshape(B, *self._h.shape)
-            w *= self._innovation_std
-            h = self._h
-            for t in range(B):  # Gauss-Markov recursion, in place over the block
-                w[t] += self._rho * h
-                h = w[t]
-            self._h = h.copy()
+            w = z[:, : self._fading_draws]
+            # h[t] = rho^(t+1) h[-1] + sum_{i<=t} rho^(t-i) sigma w[i]: the Gauss-Markov
+            # recursion over the whole block as one matrix product
+            traj = self._gm_inputs @ w
+            traj += self._gm_state[:, None] * self._h.reshape(1, -1)
+            w = traj.reshape(B, *self._h.shape)
+            self._h = w[-1].copy()
             power = self._fading_power(w)
         if self._mobile:
             self._mobility_draws = z[:, self._fading_draws :].reshape(B, 2 * K)
