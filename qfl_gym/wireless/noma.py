@@ -127,15 +127,14 @@ def sic_sinr(
     same = channels[..., :, None] == channels[..., None, :]
     # row k, column j: j shares k's sub-channel and is decoded after k
     after = same & (kj < kk)
-    if s.ndim == 1:  # one assignment: a plain matrix-vector product
-        interference = np.dot(after, s)
-        if sic_residual:
-            interference += sic_residual * np.dot(same & (kj > kk), s)
-    else:
-        interference = (after @ s[..., None])[..., 0]
-        if sic_residual:
-            # ... or decoded before k: the imperfectly cancelled residual
-            interference += sic_residual * ((same & (kj > kk)) @ s[..., None])[..., 0]
+    # one assignment: a plain matrix-vector product; a batch: batched matmul
+    interference = np.dot(after, s) if s.ndim == 1 else (after @ s[..., None])[..., 0]
+    if sic_residual:
+        # devices decoded before k leave an eps fraction: everything else on k's
+        # sub-channel, i.e. (sub-channel load - own power - decoded after)
+        load = subchannel_load_w(s, channels, int(channels.max()) + 1)
+        before = np.take_along_axis(load, channels, axis=-1) - s - interference
+        interference += sic_residual * np.maximum(before, 0.0)
     interference += noise_w.take(channels) if np.ndim(noise_w) else noise_w
     return s / interference
 
