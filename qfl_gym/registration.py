@@ -9,6 +9,15 @@ CHANNEL_POWER_ID = "qfl_gym/ChannelPower-v0"
 ENV_IDS: tuple[str, ...] = (CHANNEL_POWER_ID,)
 
 
+def env_presets(env_id: str) -> dict:
+    """Named scenario presets (frozen config objects) of a registered env id."""
+    if env_id == CHANNEL_POWER_ID:
+        from qfl_gym.wireless.config import UPLINK_PRESETS
+
+        return dict(UPLINK_PRESETS)
+    raise ValueError(f"unknown env {env_id!r}; valid: {', '.join(ENV_IDS)}")
+
+
 def register_envs() -> None:
     """Register the environments; idempotent."""
     registry = gym.envs.registration.registry

@@ -264,6 +264,18 @@ def test_render_ansi_lists_the_assignment():
     assert "sub-channel 1: 0@23.0dBm 2@7.7dBm" in text
 
 
+def test_render_rgb_array_marks_the_chosen_subchannels():
+    env = gym.make(ENV_ID, render_mode="rgb_array", num_devices=3, num_subchannels=2)
+    env.reset(seed=0)
+    img = env.render()
+    assert img.shape == (36, 24, 3) and img.dtype == np.uint8
+    env.step(env.unwrapped.encode_action([1, 0, 1], [3, 0, 1]))
+    img = env.render()
+    red = (img[..., 0] > 100) & (img[..., 1] == 0)
+    assert red[6, 18] and red[18, 6] and red[30, 18]  # device rows 0, 1, 2
+    assert not red[6, 6]
+
+
 def test_bad_render_mode_and_scenario():
     with pytest.raises(ValueError, match="unknown render_mode 'human'"):
         ChannelPowerEnv(render_mode="human")

@@ -85,14 +85,16 @@ class ChannelPowerEnv(gym.Env):
     (``default``, ``small``, ``imperfect-sic``, ``case-study``, ``dense-mobile``) or is an
     :class:`~qfl_gym.wireless.config.UplinkConfig`; ``overrides`` replace any of its
     fields (``num_devices=20``, ``fading="rician"``, ...). ``render_mode="ansi"`` returns
-    a text table of the last assignment.
+    a text table of the last assignment; ``"rgb_array"`` an image: one row per device,
+    one column per sub-channel, grey level = full-power SNR, the chosen sub-channel in
+    red (brighter = higher power).
 
     ## Version History
 
     * v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -147,7 +149,9 @@ class ChannelPowerEnv(gym.Env):
         info["problem"] = self._problem
         return self._observation(), reward, False, self._t >= self.config.horizon, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        if self.render_mode == "rgb_array":
+            return allocation_image(self.channel.features, self._last_action, self.config)
         if self.render_mode != "ansi":
             return None
         cfg = self.config
@@ -183,3 +187,19 @@ class ChannelPowerEnv(gym.Env):
         self._obs[self._gain_slice] = self.channel.features.ravel()
         self._obs[-1] = self._t / self.config.horizon
         return self._obs.copy()
+
+
+def allocation_image(
+    snr_features: np.ndarray, action: np.ndarray | None, config: UplinkConfig, cell: int = 12
+) -> np.ndarray:
+    """RGB image (K*cell, N*cell, 3) uint8 of channel quality and the last assignment."""
+    K, N = config.num_devices, config.num_subchannels
+    grey = np.clip((np.asarray(snr_features).reshape(K, N) + 1.0) / 3.0, 0.0, 1.0)
+    img = np.repeat(grey[:, :, None], 3, axis=2) * 200.0
+    if action is not None:
+        ch, lv = action[:K], action[K:]
+        rows = np.arange(K)
+        img[rows, ch] = 0.0
+        img[rows, ch, 0] = 105.0 + 150.0 * (lv + 1) / config.num_power_levels
+    img = np.repeat(np.repeat(img, cell, axis=0), cell, axis=1)
+    return img.astype(np.uint8)

@@ -1,0 +1,231 @@
+"""The ``qfl-gym`` command line (typer). Also ``python -m training_scripts``.
+
+Every command turns bad input (unknown names, bad numbers, missing files, unwritable
+folders) into one clear message and exit code 2, never a traceback wall.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="qfl-gym",
+    help="Quantum federated learning over a 6G uplink: train, benchmark, reproduce.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EnvOption = Annotated[
+    str, typer.Option("--env", help="Environment id, e.g. qfl_gym/ChannelPower-v0.")
+]
+ScenarioOption = Annotated[
+    str | None, typer.Option("--scenario", help="Preset of the environment (see `qfl-gym envs`).")
+]
+
+
+def fail(message: str) -> None:
+    """Print one error line and exit with status 2."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def clean_errors(func):
+    """Turn expected user errors into :func:`fail`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+            fail(str(exc))
+
+    return wrapper
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """``["num_devices=20", "fading=rician"]`` -> typed dict (YAML scalars)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects name=value, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` or ``"0-4"`` -> list of ints."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
+        except ValueError:
+            raise ValueError(f"--seeds expects integers like '0,1,2' or '0-4', got {text!r}")
+    if not seeds:
+        raise ValueError(f"--seeds lists no seed: {text!r}")
+    return seeds
+
+
+@app.command()
+@clean_errors
+def envs(
+    env: Annotated[str | None, typer.Option("--env", help="Only this env id.")] = None,
+) -> None:
+    """List environment ids and their presets with every parameter."""
+    from training_scripts.env_catalog import describe_envs
+
+    typer.echo(describe_envs(env))
+
+
+@app.command()
+@clean_errors
+def train(
+    algo: Annotated[str, typer.Option(help="ppo, a2c or dqn.")] = "ppo",
+    env: EnvOption = "qfl_gym/ChannelPower-v0",
+    scenario: ScenarioOption = None,
+    timesteps: Annotated[
+        int | None, typer.Option(help="Environment steps (default: the YAML's n_timesteps).")
+    ] = None,
+    seed: int = 0,
+    n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: YAML).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (must not hold a model).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Checkpoint .zip to continue (keeps the step count).")
+    ] = None,
+    conf_file: Annotated[
+        Path | None, typer.Option(help="rl-zoo3 hyperparameter YAML (default: bundled).")
+    ] = None,
+    eval_freq: int = 10_000,
+    checkpoint_freq: int = 50_000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Scenario override name=value (repeat).")
+    ] = None,
+) -> None:
+    """Train a stable-baselines3 agent (TensorBoard logs, checkpoints, best model)."""
+    from training_scripts.benchmark import new_run_dir
+    from training_scripts.train import TrainOptions
+    from training_scripts.train import train as run_train
+
+    if out is None:
+        out = new_run_dir(Path("runs"), f"{algo}-{env.split('/')[-1]}")
+    result = run_train(
+        TrainOptions(
+            algo=algo,
+            env_id=env,
+            out=out,
+            timesteps=timesteps,
+            scenario=scenario,
+            seed=seed,
+            n_envs=n_envs,
+            resume=resume,
+            conf_file=conf_file,
+            eval_freq=eval_freq,
+            checkpoint_freq=checkpoint_freq,
+            progress_bar=progress,
+            env_overrides=parse_overrides(set_),
+        )
+    )
+    state = "interrupted; saved" if result.interrupted else "done"
+    typer.echo(f"{state}: {result.model_path} ({result.num_timesteps} steps)")
+    if result.best_model_path:
+        typer.echo(f"best model: {result.best_model_path}")
+
+
+@app.command()
+@clean_errors
+def evaluate(
+    agent: Annotated[str, typer.Option(help="Agent name, or sb3:<model.zip>.")],
+    env: EnvOption = "qfl_gym/ChannelPower-v0",
+    scenario: ScenarioOption = None,
+    episodes: int = 3,
+    seed: int = 0,
+    max_steps: Annotated[int | None, typer.Option(help="Cap on steps per episode.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="name=value override.")] = None,
+) -> None:
+    """Evaluate one agent on seeded episodes and print its summary."""
+    from training_scripts.benchmark import agent_factory, make_env_factory
+    from training_scripts.results import summarize, summary_table
+    from training_scripts.rollout import run_agents
+
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    make_env = make_env_factory(env, scenario, parse_overrides(set_))
+    name, factory = agent_factory(agent)
+    factory(make_env())  # clear error on mismatched spaces before any work
+    rows = run_agents(make_env, {name: factory}, [seed], episodes, max_steps)
+    typer.echo(summary_table(summarize(rows)))
+
+
+@app.command()
+@clean_errors
+def benchmark(
+    env: EnvOption = "qfl_gym/ChannelPower-v0",
+    agents: Annotated[
+        str, typer.Option(help="Comma-separated names; sb3:<model.zip> for a trained policy.")
+    ] = "random,greedy,local-search",
+    scenario: ScenarioOption = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 1,
+    seeds: Annotated[str, typer.Option(help="e.g. '0,1,2' or '0-9'.")] = "0,1,2",
+    max_steps: Annotated[int | None, typer.Option(help="Cap on steps per episode.")] = None,
+    out: Annotated[Path | None, typer.Option(help="New or empty output folder.")] = None,
+    scaling_sizes: Annotated[
+        str, typer.Option(help="K values for the decision-time plot ('' to skip).")
+    ] = "4,8,16,32",
+    set_: Annotated[list[str] | None, typer.Option("--set", help="name=value override.")] = None,
+) -> None:
+    """Run agents side by side on the same seeded episodes; CSV, table, plots."""
+    from training_scripts.benchmark import BenchmarkOptions, run_benchmark
+    from training_scripts.progress import rollout_progress
+    from training_scripts.results import summary_table
+
+    opts = BenchmarkOptions(
+        env_id=env,
+        agents=[a.strip() for a in agents.split(",") if a.strip()],
+        seeds=parse_seeds(seeds),
+        episodes=episodes,
+        scenario=scenario,
+        max_steps=max_steps,
+        out=out,
+        scaling_sizes=[int(k) for k in scaling_sizes.split(",") if k.strip()],
+        env_overrides=parse_overrides(set_),
+    )
+    with rollout_progress() as progress:
+        result = run_benchmark(opts, progress=progress)
+    typer.echo(summary_table(result.summaries))
+    typer.echo(f"results: {result.out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``qfl-gym`` console script."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors etc.
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
