@@ -184,7 +184,7 @@ def run_benchmark(
     make_env = make_env_factory(opts.env_id, opts.scenario, opts.env_overrides)
     factories = dict(agent_factory(spec) for spec in opts.agents)
     probe = make_env()
-    for name, factory in factories.items():  # fail fast on mismatched spaces etc.
+    for factory in factories.values():  # fail fast on mismatched spaces etc.
         factory(probe)
     out = claim_output_dir(opts.out, results_base, "benchmark")
     start = time.perf_counter()

@@ -72,7 +72,9 @@ def parse_seeds(text: str) -> list[int]:
         try:
             seeds += list(range(int(lo), int(hi) + 1)) if sep else [int(part)]
         except ValueError:
-            raise ValueError(f"--seeds expects integers like '0,1,2' or '0-4', got {text!r}")
+            raise ValueError(
+                f"--seeds expects integers like '0,1,2' or '0-4', got {text!r}"
+            ) from None
     if not seeds:
         raise ValueError(f"--seeds lists no seed: {text!r}")
     return seeds
