@@ -17,6 +17,13 @@ _REGISTRY: dict[str, str] = {
     "strongest": "agents.classical.heuristics:StrongestChannelAgent",
     "greedy": "agents.classical.heuristics:GreedyAgent",
     "local-search": "agents.classical.heuristics:LocalSearchAgent",
+    "sca": "agents.classical.sca:SCAAgent",
+    "exhaustive": "agents.classical.exhaustive:ExhaustiveAgent",
+    "random-sampling": "agents.classical.sampling:RandomSamplingAgent",
+    "annealing": "agents.classical.annealing:AnnealingAgent",
+    "qaoa": "agents.qaoa.agent:QAOAAgent",
+    "qaoa-qubo": "agents.qaoa.agent:QuboQAOAAgent",
+    "sb3": "agents.rl:SB3Agent",
 }
 
 
