@@ -5,8 +5,9 @@ from __future__ import annotations
 import gymnasium as gym
 
 CHANNEL_POWER_ID = "qfl_gym/ChannelPower-v0"
+QFL_ID = "qfl_gym/QFL-v0"
 
-ENV_IDS: tuple[str, ...] = (CHANNEL_POWER_ID,)
+ENV_IDS: tuple[str, ...] = (CHANNEL_POWER_ID, QFL_ID)
 
 
 def env_presets(env_id: str) -> dict:
@@ -15,6 +16,10 @@ def env_presets(env_id: str) -> dict:
         from qfl_gym.wireless.config import UPLINK_PRESETS
 
         return dict(UPLINK_PRESETS)
+    if env_id == QFL_ID:
+        from qfl_gym.envs.qfl_scenario import QFL_PRESETS
+
+        return dict(QFL_PRESETS)
     raise ValueError(f"unknown env {env_id!r}; valid: {', '.join(ENV_IDS)}")
 
 
@@ -26,3 +31,6 @@ def register_envs() -> None:
             id=CHANNEL_POWER_ID,
             entry_point="qfl_gym.envs.channel_power:ChannelPowerEnv",
         )
+    if QFL_ID not in registry:
+        # string entry point: torch is imported only when the env is made
+        gym.register(id=QFL_ID, entry_point="qfl_gym.envs.qfl:QFLEnv")

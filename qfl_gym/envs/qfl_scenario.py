@@ -1,0 +1,217 @@
+"""Scenario of ``qfl_gym/QFL-v0``: the uplink, the learning task and the round settings.
+
+:class:`QFLScenario` combines an :class:`~qfl_gym.wireless.config.UplinkConfig`, a
+:class:`~qfl_gym.learning.config.LearningConfig` and the settings of a federated round
+(deadline, packet errors, reward, episode length). It is frozen and validated like its
+parts; :func:`qfl_scenario` builds one from a preset name plus flat overrides, routing
+each override to the part that owns the field.
+
+Time scale: one environment step is one federated round, so the uplink's ``slot_s`` is
+the **round period** (default 1 s: local training plus upload), which is what the
+Gauss-Markov fading correlation ``J0(2 pi f_d slot_s)`` between consecutive decisions
+uses. At 3.5 GHz and 1 m/s, ``f_d = 11.7 Hz`` and the fading of consecutive rounds is
+independent (``rho = 0``); slower devices or shorter rounds correlate it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from qfl_gym.learning.config import LearningConfig
+from qfl_gym.learning.data import check_enough_samples
+from qfl_gym.validation import check_bool, check_choice, check_float, check_int
+from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig, check_field_names, param
+from qfl_gym.wireless.delivery import CHEN_WATERFALL_THRESHOLD_DB
+
+REWARDS = ("loss", "accuracy", "sum-rate")
+
+#: QFLScenario fields that are neither the uplink nor the learning config.
+ROUND_FIELDS = (
+    "rounds",
+    "deadline_s",
+    "waterfall_threshold_db",
+    "packet_errors",
+    "reward",
+    "energy_cost",
+    "target_accuracy",
+)
+
+
+@dataclass(frozen=True)
+class QFLScenario:
+    """A quantum-federated-learning scenario: uplink + learning task + round settings.
+
+    The defaults are the ``small`` preset.
+    """
+
+    uplink: UplinkConfig = field(
+        default_factory=lambda: UplinkConfig(
+            num_devices=8, num_subchannels=4, num_power_levels=4, slot_s=1.0
+        ),
+        metadata={"unit": "-", "doc": "the radio uplink; slot_s is the round period", "source": ""},
+    )
+    learning: LearningConfig = field(
+        default_factory=LearningConfig,
+        metadata={"unit": "-", "doc": "data, VQC model and local training", "source": ""},
+    )
+    rounds: int = param(30, "rounds", "episode length R (truncation)", "reference study: ~30")
+    deadline_s: float = param(
+        0.1,
+        "s",
+        "upload deadline T_max per round (must be <= uplink.slot_s)",
+        "chosen: required rate update_bits / deadline_s = 1 Mbit/s (1 bit/s/Hz)",
+    )
+    waterfall_threshold_db: float = param(
+        CHEN_WATERFALL_THRESHOLD_DB,
+        "dB",
+        "waterfall threshold m of the packet error rate q = 1 - exp(-m / SINR)",
+        "Chen et al., IEEE TWC 2021",
+    )
+    packet_errors: bool = param(True, "-", "draw packet errors (False: delivered iff on time)")
+    reward: str = param(
+        "loss",
+        "-",
+        "'loss': decrease of the global test loss (nats); 'accuracy': gain of test "
+        "accuracy; 'sum-rate': sum rate (Mbit/s)",
+    )
+    energy_cost: float = param(
+        0.0, "reward/J", "reward penalty per joule transmitted, p_k min(latency, deadline)"
+    )
+    target_accuracy: float | None = param(
+        None, "-", "terminate the episode once the global test accuracy reaches it"
+    )
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.uplink, UplinkConfig):
+            raise ValueError(f"uplink must be an UplinkConfig, got {type(self.uplink).__name__}")
+        if not isinstance(self.learning, LearningConfig):
+            raise ValueError(
+                f"learning must be a LearningConfig, got {type(self.learning).__name__}"
+            )
+        check_int("rounds", self.rounds, low=1)
+        check_float("deadline_s", self.deadline_s, low=0.0, low_inclusive=False)
+        if self.deadline_s > self.uplink.slot_s:
+            raise ValueError(
+                f"deadline_s must be <= slot_s (the round period), got deadline_s="
+                f"{self.deadline_s} > slot_s={self.uplink.slot_s}"
+            )
+        check_float("waterfall_threshold_db", self.waterfall_threshold_db, low=-50.0, high=50.0)
+        check_bool("packet_errors", self.packet_errors)
+        check_choice("reward", self.reward, REWARDS)
+        check_float("energy_cost", self.energy_cost, low=0.0)
+        if self.target_accuracy is not None:
+            check_float(
+                "target_accuracy", self.target_accuracy, low=0.0, high=1.0, low_inclusive=False
+            )
+        check_enough_samples(self.learning, self.uplink.num_devices)
+        if self.uplink.horizon != self.rounds:  # keep the uplink's horizon consistent
+            object.__setattr__(self, "uplink", self.uplink.replace(horizon=self.rounds))
+
+    # ----------------------------------------------------------------- derived
+    @property
+    def num_devices(self) -> int:
+        """K."""
+        return self.uplink.num_devices
+
+    @property
+    def waterfall_threshold(self) -> float:
+        """Linear waterfall threshold ``m`` (0 when packet errors are off)."""
+        if not self.packet_errors:
+            return 0.0
+        return float(10.0 ** (self.waterfall_threshold_db / 10.0))
+
+    @property
+    def required_rate_bps(self) -> float:
+        """Rate an upload needs to meet the deadline, ``update_bits / deadline_s``, bit/s."""
+        return self.uplink.update_bits / self.deadline_s
+
+    def replace(self, **changes: Any) -> QFLScenario:
+        """A validated copy; flat names are routed like :func:`qfl_scenario`."""
+        return qfl_scenario(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain values (for reports and JSON)."""
+        out = {name: getattr(self, name) for name in ROUND_FIELDS}
+        out["uplink"] = self.uplink.to_dict()
+        out["learning"] = self.learning.to_dict()
+        return out
+
+
+_UPLINK_FIELDS = tuple(f.name for f in dataclasses.fields(UplinkConfig))
+_LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningConfig))
+
+
+QFL_PRESETS: dict[str, QFLScenario] = {
+    # Fast enough for RL (the defaults): 8 devices on 4 sub-channels, 4-qubit 2-layer
+    # VQCs classifying digits 0-3, label-skewed shards (72 samples per device on average).
+    "small": QFLScenario(),
+    # The reference study's scale: 50 devices on 4 NOMA sub-channels (imperfect SIC
+    # eps = 0.05), about 30 rounds; all ten digits on 8-qubit 3-layer VQCs with a
+    # linear readout head, about 29 samples per device.
+    "case-study": QFLScenario(
+        uplink=UPLINK_PRESETS["case-study"].replace(slot_s=1.0),
+        learning=LearningConfig(
+            dataset="digits",
+            classes=None,
+            n_qubits=8,
+            n_layers=3,
+            readout="linear",
+            partition="dirichlet",
+            dirichlet_alpha=0.5,
+        ),
+        rounds=30,
+        deadline_s=0.2,
+    ),
+}
+
+
+def valid_override_names() -> tuple[str, ...]:
+    """Every name :func:`qfl_scenario` accepts as an override."""
+    uplink = tuple(n for n in _UPLINK_FIELDS if n != "horizon")
+    return ("uplink", "learning", *ROUND_FIELDS, *uplink, *_LEARNING_FIELDS)
+
+
+def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFLScenario:
+    """The named preset (or a given scenario) with flat ``overrides`` applied.
+
+    Each override goes to the part that owns the name: a round setting (``rounds``,
+    ``deadline_s``, ...), an :class:`UplinkConfig` field (``num_devices``,
+    ``slot_s``, ...) or a :class:`LearningConfig` field (``n_qubits``, ``dataset``, ...);
+    ``uplink=`` / ``learning=`` replace a whole part (field overrides then apply on top).
+    Unknown names raise ``ValueError`` listing the valid ones.
+    """
+    if isinstance(scenario, QFLScenario):
+        base = scenario
+    else:
+        base = QFL_PRESETS.get(scenario) if isinstance(scenario, str) else None
+        if base is None:
+            raise ValueError(
+                f"unknown scenario {scenario!r}; valid: {', '.join(map(repr, QFL_PRESETS))}"
+            )
+    if not overrides:
+        return base
+    if "horizon" in overrides:
+        raise ValueError("horizon: QFL-v0 episodes last `rounds` federated rounds; set rounds=")
+    unknown = sorted(set(overrides) - set(valid_override_names()))
+    if unknown:
+        raise ValueError(
+            f"unknown QFL-v0 parameter(s) {', '.join(map(repr, unknown))}; valid: "
+            f"{', '.join(valid_override_names())}"
+        )
+    uplink = overrides.pop("uplink", base.uplink)
+    learning = overrides.pop("learning", base.learning)
+    if not isinstance(uplink, UplinkConfig):
+        raise ValueError(f"uplink must be an UplinkConfig, got {type(uplink).__name__}")
+    if not isinstance(learning, LearningConfig):
+        raise ValueError(f"learning must be a LearningConfig, got {type(learning).__name__}")
+    up = {k: overrides.pop(k) for k in list(overrides) if k in _UPLINK_FIELDS}
+    le = {k: overrides.pop(k) for k in list(overrides) if k in _LEARNING_FIELDS}
+    check_field_names(QFLScenario, overrides)
+    return dataclasses.replace(
+        base,
+        uplink=uplink.replace(**up) if up else uplink,
+        learning=learning.replace(**le) if le else learning,
+        **overrides,
+    )

@@ -1,0 +1,197 @@
+r"""Federated learning of the VQC: data, devices, rounds and the global model's state.
+
+One round (:meth:`FederatedLearner.run_round`), given which uploads the uplink
+delivered (decided in :mod:`qfl_gym.wireless.delivery`):
+
+1. Broadcast: every device starts from the global parameters :math:`\theta^t`.
+2. Local training: E epochs of minibatch Adam/SGD on each device's shard, all devices
+   in one batched computation (:mod:`qfl_gym.learning.training`).
+3. Aggregation over the delivered updates with the configured rule, FedAvg by default:
+   :math:`\theta^{t+1} = \sum_{k \in \mathcal{D}} n_k \theta_k / \sum_{k\in\mathcal{D}} n_k`;
+   nothing delivered -> :math:`\theta^{t+1} = \theta^t` (:mod:`.aggregation`).
+4. Evaluation of :math:`\theta^{t+1}` on the global test set: mean cross-entropy and
+   accuracy.
+
+Every device trains every round; only delivered updates reach the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from qfl_gym.learning.aggregation import aggregate
+from qfl_gym.learning.config import LearningConfig
+from qfl_gym.learning.data import PreparedData, check_enough_samples, prepare_data
+from qfl_gym.learning.model import VQCSpec
+from qfl_gym.learning.partition import Partition, partition_samples
+from qfl_gym.learning.training import LocalTrainer, evaluate, make_model, torch_threads
+
+
+@dataclass(frozen=True, eq=False)
+class RoundResult:
+    """Outcome of one federated round.
+
+    Attributes
+    ----------
+    delivered : ndarray of bool, shape (K,)
+        Whose update the server aggregated.
+    local_loss : ndarray, shape (K,)
+        Every device's mean local training loss this round (nats).
+    global_loss : float
+        Test cross-entropy of the new global model (nats).
+    global_accuracy : float
+        Test accuracy of the new global model, in [0, 1].
+    """
+
+    delivered: np.ndarray
+    local_loss: np.ndarray
+    global_loss: float
+    global_accuracy: float
+
+
+class FederatedLearner:
+    """The federated VQC task of K devices (data, model, local training, aggregation).
+
+    Parameters
+    ----------
+    config : LearningConfig
+        Data, model and training settings.
+    num_devices : int
+        K.
+
+    Notes
+    -----
+    :meth:`reset` draws the train/test split, the partition and the initial model from
+    its generator (or from ``config.data_seed`` when set, then fixed across resets) and
+    keeps the generator for minibatch shuffling.
+    """
+
+    def __init__(self, config: LearningConfig, num_devices: int) -> None:
+        if not isinstance(config, LearningConfig):
+            raise ValueError(f"config must be a LearningConfig, got {type(config).__name__}")
+        check_enough_samples(config, num_devices)
+        self.config = config
+        self.num_devices = int(num_devices)
+        self.spec = VQCSpec.from_config(config)
+        self.model = make_model(self.spec, config.backend, config.precision)
+        self.data: PreparedData | None = None
+        self.partition: Partition | None = None
+        self.trainer: LocalTrainer | None = None
+        self._fixed: tuple[PreparedData, Partition, np.ndarray] | None = None
+        self._rng: np.random.Generator | None = None
+        self.global_params: torch.Tensor | None = None
+        self.round = 0
+
+    # ---------------------------------------------------------------- state
+    def reset(self, rng: np.random.Generator) -> dict[str, Any]:
+        """New data split, partition and initial model; returns the initial metrics.
+
+        Returns
+        -------
+        dict
+            ``global_loss``, ``global_accuracy`` (initial model on the test set) and
+            ``local_loss`` (K,): the initial model's loss on each device's shard.
+        """
+        with torch_threads(self.config.torch_threads):
+            return self._reset(rng)
+
+    def _reset(self, rng: np.random.Generator) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.data_seed is None:
+            data, part, init = self._draw_task(rng)
+        else:
+            if self._fixed is None:
+                self._fixed = self._draw_task(np.random.default_rng(cfg.data_seed))
+            data, part, init = self._fixed
+        self._rng = rng
+        self.data, self.partition = data, part
+        model = self.model
+        order = part.indices
+        self.trainer = LocalTrainer(
+            model,
+            model.encode(data.x_train[order]),
+            torch.as_tensor(data.y_train[order]),
+            part.counts,
+            part.offsets,
+            local_epochs=cfg.local_epochs,
+            batch_size=cfg.batch_size,
+            optimizer=cfg.optimizer,
+            learning_rate=cfg.learning_rate,
+        )
+        self._test_inputs = model.encode(data.x_test)
+        self._test_labels = torch.as_tensor(data.y_test)
+        self.global_params = torch.as_tensor(init, dtype=torch.float64).clone()  # server: float64
+        self.round = 0
+        loss, acc = self.evaluate()
+        return {
+            "global_loss": loss,
+            "global_accuracy": acc,
+            "local_loss": self.trainer.shard_loss(self.global_params),
+        }
+
+    def _draw_task(self, rng: np.random.Generator) -> tuple[PreparedData, Partition, np.ndarray]:
+        cfg = self.config
+        data = prepare_data(cfg, rng)
+        part = partition_samples(
+            data.y_train,
+            self.num_devices,
+            rng,
+            scheme=cfg.partition,
+            alpha=cfg.dirichlet_alpha,
+            samples_per_device=cfg.samples_per_device,
+            what=f"dataset {cfg.dataset!r} (classes {cfg.class_labels})",
+        )
+        return data, part, self.spec.init_params(rng)
+
+    # ---------------------------------------------------------------- round
+    @property
+    def sample_counts(self) -> np.ndarray:
+        """Training samples per device ``n_k`` (K,), the FedAvg weights."""
+        self._check_reset()
+        return self.partition.counts
+
+    def local_train(self) -> tuple[torch.Tensor, np.ndarray]:
+        """Every device's local training from the global model: ``(K, P)``, loss (K,)."""
+        self._check_reset()
+        with torch_threads(self.config.torch_threads):
+            return self.trainer.train(self.global_params, self._rng)
+
+    def aggregate(self, local_params: torch.Tensor, delivered: np.ndarray) -> None:
+        """Replace the global model by the aggregate of the delivered updates."""
+        self._check_reset()
+        new = aggregate(
+            local_params.detach().to(torch.float64).numpy(),
+            self.partition.counts.astype(float),
+            np.asarray(delivered),
+            self.global_params.numpy(),
+            rule=self.config.aggregation,
+        )
+        self.global_params = torch.from_numpy(new)
+
+    def evaluate(self) -> tuple[float, float]:
+        """Test loss (nats) and accuracy of the global model."""
+        self._check_reset()
+        with torch_threads(self.config.torch_threads):
+            return evaluate(self.model, self.global_params, self._test_inputs, self._test_labels)
+
+    def run_round(self, delivered: np.ndarray) -> RoundResult:
+        """One round: broadcast, local training, aggregation of ``delivered`` (K,), test."""
+        delivered = np.asarray(delivered)
+        if delivered.shape != (self.num_devices,) or delivered.dtype != np.bool_:
+            raise ValueError(
+                f"delivered must be a bool array of shape ({self.num_devices},), got "
+                f"{delivered.dtype} {delivered.shape}"
+            )
+        local_params, local_loss = self.local_train()
+        self.aggregate(local_params, delivered)
+        loss, acc = self.evaluate()
+        self.round += 1
+        return RoundResult(delivered.copy(), local_loss, loss, acc)
+
+    def _check_reset(self) -> None:
+        if self.trainer is None:
+            raise RuntimeError("call FederatedLearner.reset(rng) first")
