@@ -30,6 +30,8 @@ def register_envs() -> None:
         gym.register(
             id=CHANNEL_POWER_ID,
             entry_point="qfl_gym.envs.channel_power:ChannelPowerEnv",
+            # native batched VectorEnv: gym.make_vec(id, num_envs=n) (issue 7)
+            vector_entry_point="qfl_gym.vector.channel_power:ChannelPowerVectorEnv",
         )
     if QFL_ID not in registry:
         # string entry point: torch is imported only when the env is made

@@ -1,0 +1,500 @@
+"""``qfl_gym/ChannelPower-v0`` as a native batched :class:`gymnasium.vector.VectorEnv`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
+from qfl_gym.validation import check_bool, check_int
+from qfl_gym.wireless import noma
+from qfl_gym.wireless.channel_batch import UplinkChannelBatch
+from qfl_gym.wireless.config import UplinkConfig, uplink_config
+from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, allocation_reward
+
+STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
+
+
+class ChannelPowerVectorEnv(VectorEnv):
+    """``num_envs`` copies of ChannelPower-v0 stepped together in batched numpy.
+
+    ## Description
+
+    The environment of :class:`~qfl_gym.envs.channel_power.ChannelPowerEnv` (same
+    scenario arguments, spaces, rewards, observation layout and ``info`` keys),
+    simulated for ``n`` independent cells at once: every step is a fixed number of
+    numpy operations over arrays with an environment axis, so the cost per
+    sub-environment falls as ``n`` grows. Create it with::
+
+        gym.make_vec("qfl_gym/ChannelPower-v0", num_envs=n,
+                     vectorization_mode="vector_entry_point", scenario="default")
+
+    (or ``ChannelPowerVectorEnv(n, ...)``). It is the default ``make_vec`` mode of the
+    id; ``vectorization_mode="sync"``/``"async"`` give gymnasium's generic vector envs.
+
+    ## Equivalence with single environments
+
+    Sub-environment ``i`` reset with seed ``s_i`` follows the trajectory of
+    ``gym.make("qfl_gym/ChannelPower-v0").reset(seed=s_i)`` under the same actions:
+    each keeps its own generator (``gymnasium.utils.seeding.np_random(s_i)``, as
+    ``Env.np_random``) and draws exactly the uniforms the single environment draws
+    (:mod:`qfl_gym.wireless.channel_batch`). Observations, rewards and ``info`` agree
+    to floating-point rounding (relative 1e-12; the single channel runs the fading
+    recursion of a block as one matrix product), terminations and truncations exactly,
+    through any number of automatic resets.
+
+    ## Spaces
+
+    ``single_action_space`` is the single env's ``MultiDiscrete([N]*K + [L]*K)``;
+    ``action_space`` its batch, actions of shape ``(n, 2K)``. ``single_observation_space``
+    is the single env's ``Box`` of ``K*N + K + 1`` float32 features; observations have
+    shape ``(n, K*N + K + 1)``. Rewards are float64 ``(n,)`` (sum rate in Mbit/s, minus
+    the scenario's energy and outage penalties).
+
+    ## Autoreset
+
+    ``autoreset_mode`` (``metadata["autoreset_mode"]``) follows Gymnasium 1.x:
+
+    * ``NEXT_STEP`` (default, as ``SyncVectorEnv``): the step that ends an episode returns
+      its last observation with ``truncated=True``; the *next* ``step`` resets that
+      sub-environment, ignores its action and returns the reset observation with reward
+      0 and ``terminated = truncated = False``.
+    * ``SAME_STEP``: a sub-environment that ends is reset within the same ``step``; the
+      returned observation is the reset one, the last observation and info of the
+      episode are in ``info["final_obs"]`` / ``info["final_info"]`` (with ``_final_obs``
+      / ``_final_info`` masks). This is the convention of stable-baselines3 (see
+      :mod:`qfl_gym.vector.sb3`).
+    * ``DISABLED``: no automatic reset; call ``reset(options={"reset_mask": mask})``.
+
+    ChannelPower-v0 never terminates; episodes are truncated after ``horizon`` steps,
+    so with a common reset all sub-environments end on the same step.
+
+    ## Info
+
+    Batched as ``SyncVectorEnv`` does: each key maps to an array with a leading
+    ``n`` axis and a boolean mask ``info["_key"]`` of the sub-environments that report
+    it. After a step: ``rate_bps`` (n, K), ``sinr_db`` (n, K), ``sum_rate_bps`` (n,),
+    ``energy_j`` (n, K), ``outage`` (n, K). With ``include_problem=True``, also
+    ``problem``: an object array of the next decision's
+    :class:`~qfl_gym.wireless.problem.AllocationProblem` per sub-environment (as the
+    single env's ``info["problem"]``; off by default because building ``n`` objects per
+    step costs more than the step). :meth:`problem` builds one on demand and
+    :attr:`gains` holds the current gains ``(n, K, N)`` of every sub-environment.
+
+    ## Seeding
+
+    ``reset(seed=s)`` seeds sub-environment ``i`` with ``s + i``; ``reset(seed=[s_0, ...,
+    s_{n-1}])`` seeds each (``None`` entries draw fresh entropy). Unseeded resets keep
+    each sub-environment's generator, as ``Env.reset`` does.
+
+    ## Arguments
+
+    ``num_envs`` (int >= 1), ``scenario`` and ``**overrides`` as for ChannelPower-v0,
+    ``autoreset_mode`` (``AutoresetMode`` or its value string), ``include_problem``
+    (bool), ``num_threads`` (threads drawing the fading innovations, default 1; worth
+    2 on an otherwise idle 2-core machine at hundreds of envs; results do not depend on
+    it). ``render_mode`` must be None.
+
+    ## Version History
+
+    * v0: initial release.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": [],
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: str | UplinkConfig = "default",
+        *,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        include_problem: bool = False,
+        num_threads: int = 1,
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.num_envs = n = check_int("num_envs", num_envs, low=1)
+        if "max_episode_steps" in overrides:
+            raise ValueError(
+                "max_episode_steps is not supported by the native vector env; set the "
+                f"episode length with horizon=... (got max_episode_steps="
+                f"{overrides['max_episode_steps']!r})"
+            )
+        self.config = cfg = uplink_config(scenario, **overrides)
+        if render_mode is not None:
+            raise ValueError(
+                f"ChannelPowerVectorEnv does not render; render_mode must be None, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = None
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in AutoresetMode)
+            raise ValueError(
+                f"unknown autoreset_mode {autoreset_mode!r}; valid: {valid} "
+                "(or gymnasium.vector.AutoresetMode members)"
+            ) from None
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self.include_problem = check_bool("include_problem", include_problem)
+
+        self.num_devices = K = cfg.num_devices
+        self.num_subchannels = N = cfg.num_subchannels
+        L = cfg.num_power_levels
+        self.codec = ActionCodec(K, N, L)
+        self.single_action_space = self.codec.space()
+        self.action_space = batch_space(self.single_action_space, n)
+        low, high = channel_observation_bounds(K, N, [0.0], [1.0])
+        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_space = batch_space(self.single_observation_space, n)
+
+        self._snr_scale = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
+        self.channel = UplinkChannelBatch(
+            cfg,
+            n,
+            features=partial(snr_features, scale=self._snr_scale),
+            num_threads=check_int("num_threads", num_threads, low=1),
+        )
+        self._constants = const = ProblemConstants.from_config(cfg)
+        self._noise = const.uniform_noise_w or const.noise_w
+        self._levels_w = np.asarray(cfg.power_levels_w, dtype=np.float64)
+        self._penalized = bool(cfg.energy_weight or cfg.outage_penalty)
+        self._obs_dim = K * N + K + 1
+        # flat index of gains[e, k, 0], device-major (K, n)
+        self._gain_offsets = (
+            np.arange(n, dtype=np.int64)[None, :] * (K * N)
+            + np.arange(K, dtype=np.int64)[:, None] * N
+        )
+        self._nvec_u = self.codec.nvec.astype(np.uint64)
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._seeds: list[int | None] = [None] * n
+        self._t = np.zeros(n, dtype=np.int64)
+        self._rate_features = np.zeros((K, n))  # device-major, 0 after reset
+        self._none_ended = np.zeros(n, dtype=bool)
+        self._none_ended.flags.writeable = False
+        self._autoreset = self._none_ended
+        self._any_autoreset = False
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ API
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all sub-environments (or those of ``options["reset_mask"]``).
+
+        Parameters
+        ----------
+        seed : int, sequence of int or None, optional
+            ``s`` seeds sub-environment ``i`` with ``s + i``; a sequence gives one seed
+            (or None) per sub-environment; None keeps the current generators.
+        options : dict, optional
+            ``{"reset_mask": mask}`` (bool array of shape (n,)) resets only the
+            sub-environments where ``mask`` is True; other keys are ignored.
+
+        Returns
+        -------
+        observations : ndarray, shape (n, K*N + K + 1)
+        info : dict
+            ``problem`` (with ``_problem``) if ``include_problem``, else empty.
+        """
+        n = self.num_envs
+        seeds = self._seed_list(seed)
+        mask = None
+        if options is not None and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (n,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({n},), "
+                    f"got dtype {mask.dtype} and shape {mask.shape}"
+                )
+            if not mask.any():
+                raise ValueError("options['reset_mask'] must select at least one environment")
+            if self._needs_reset and not mask.all():
+                raise ValueError("the first reset must reset every environment (no reset_mask)")
+        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
+        for i in idx.tolist():
+            if seeds[i] is not None or self._rngs[i] is None:
+                self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
+        generators = [self._rngs[i] for i in idx.tolist()]
+        if mask is None:
+            gains = self.channel.reset(generators)
+        else:
+            gains = self.channel.reset(generators, idx)
+        self._t[idx] = 0
+        self._rate_features[:, idx] = 0.0
+        if self._any_autoreset:
+            self._autoreset = self._autoreset.copy()
+            self._autoreset[idx] = False
+            self._any_autoreset = bool(self._autoreset.any())
+        self._needs_reset = False
+        info: dict[str, Any] = {}
+        if self.include_problem:
+            self._add_problems(info, gains, idx if mask is not None else None)
+        return self._observe(gains), info
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every sub-environment with ``actions`` (n, 2K); see the class docstring."""
+        if self._needs_reset:
+            raise ValueError("call reset() before step()")
+        mode = self.autoreset_mode
+        pending = self._autoreset if self._any_autoreset else None
+        if pending is not None and mode is AutoresetMode.DISABLED:
+            ended = np.flatnonzero(pending).tolist()
+            raise ValueError(
+                f"sub-environments {ended} ended; with autoreset_mode=DISABLED call "
+                "reset(options={'reset_mask': mask}) before stepping them again"
+            )
+        if pending is not None:  # NEXT_STEP: those ignore their action and reset
+            actions = np.array(actions, copy=True)
+            if actions.shape == (self.num_envs, self.codec.shape[0]):
+                actions[pending] = 0
+        a = self._validate(actions)
+        K = self.num_devices
+        out = self._evaluate(a)
+        reward = out["reward"]
+        rate = out["rate_bps"]
+        if pending is None:
+            self._t += 1
+            gains = self.channel.step()
+        else:
+            active = ~pending
+            reward[pending] = 0.0
+            self._t[active] += 1
+            self.channel.step(skip=pending)
+        self._rate_features = rate_features(rate, self.config.bandwidth_hz)
+        truncated = self._t >= self.config.horizon
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        info = self._step_info(out, K)
+        if pending is not None:
+            idx = np.flatnonzero(pending)
+            gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
+            self._t[idx] = 0
+            self._rate_features[:, idx] = 0.0
+            truncated[idx] = False
+            info = _mask_info(info, ~pending)
+        obs = self._observe(gains)
+        if self.include_problem:
+            self._add_problems(info, gains, None)
+        # ChannelPower-v0 never terminates: an episode ends by truncation
+        if not truncated.any():
+            self._autoreset, self._any_autoreset = self._none_ended, False
+        elif mode is AutoresetMode.SAME_STEP:
+            obs, info = self._reset_same_step(truncated.copy(), obs, info, gains)
+        else:
+            self._autoreset, self._any_autoreset = truncated.copy(), True
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> None:
+        """No rendering (``render_mode`` is None); see ChannelPower-v0's ``ansi`` mode."""
+        return None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Stop the channel's worker threads, if ``num_threads > 1`` started any."""
+        channel = getattr(self, "channel", None)  # absent if __init__ failed
+        if channel is not None:
+            channel.close()
+
+    # -------------------------------------------------------------- helpers
+    @property
+    def gains(self) -> np.ndarray:
+        """Current gains (n, K, N) of every sub-environment (read-only)."""
+        return self.channel.gains
+
+    def problem(self, index: int) -> AllocationProblem:
+        """The next decision's :class:`AllocationProblem` of sub-environment ``index``."""
+        i = check_int("index", index, low=0, high=self.num_envs - 1)
+        return AllocationProblem._trusted(self.channel.gains[i], self._constants)
+
+    def decode_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``actions (n, 2K) -> (channels (n, K), power_levels (n, K))``; validates."""
+        a = self._validate(actions)
+        K = self.num_devices
+        return a[:, :K], a[:, K:]
+
+    def encode_actions(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """``(channels (n, K), power_levels (n, K)) -> actions (n, 2K)``; validates."""
+        return self._validate(self.codec.encode(channels, power_levels))
+
+    @property
+    def np_random_seed(self) -> tuple[int | None, ...]:
+        """The seed of every sub-environment's generator (as ``SyncVectorEnv``)."""
+        return tuple(self._seeds)
+
+    @property
+    def np_random(self) -> tuple[np.random.Generator | None, ...]:
+        """Every sub-environment's generator (as ``SyncVectorEnv``)."""
+        return tuple(self._rngs)
+
+    def __repr__(self) -> str:
+        return (
+            f"ChannelPowerVectorEnv(num_envs={self.num_envs}, K={self.num_devices}, "
+            f"N={self.num_subchannels}, autoreset_mode={self.autoreset_mode.name})"
+        )
+
+    # ------------------------------------------------------------ internals
+    def _seed_list(self, seed: Any) -> list[int | None]:
+        n = self.num_envs
+        if seed is None:
+            return [None] * n
+        if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+            return [int(seed) + i for i in range(n)]
+        seeds = list(seed)
+        if len(seeds) != n:
+            raise ValueError(
+                f"seed must be an int or {n} seeds (one per environment), got {seed!r}"
+            )
+        return [
+            None if s is None else check_int(f"seed[{i}]", s, low=0) for i, s in enumerate(seeds)
+        ]
+
+    def _validate(self, actions: Any) -> np.ndarray:
+        a = actions if type(actions) is np.ndarray else np.asarray(actions)
+        shape = (self.num_envs, self.codec.shape[0])
+        # fast path: int64 of the right shape, every column below its bound (negative
+        # entries wrap to huge unsigned values)
+        if (
+            a.dtype == np.int64
+            and a.shape == shape
+            and (a.view(np.uint64).max(axis=0) < self._nvec_u).all()
+        ):
+            return a
+        if a.shape != shape:
+            raise ValueError(
+                f"actions must have shape {shape} = (num_envs, 2K); got shape {a.shape}"
+            )
+        try:
+            return self.codec.validate(a, batched=True)
+        except ValueError as err:
+            raise ValueError(f"actions: {err} (first index: sub-environment)") from None
+
+    def _evaluate(self, a: np.ndarray) -> dict[str, np.ndarray]:
+        """Outcome of every sub-environment's action, device-major (K, n) arrays."""
+        K = self.num_devices
+        cfg = self.config
+        channels = a[:, :K].T  # device-major views
+        power = self._levels_w.take(a[:, K:].T)
+        gains = self.channel.gains.reshape(-1)
+        s = power * gains.take(self._gain_offsets + channels)
+        sinr = noma.sic_sinr_device_major(s, channels, self._noise, cfg.sic_residual)
+        rate = noma.rates_bps(sinr, cfg.bandwidth_hz)
+        sum_rate = rate.sum(axis=0)
+        energy = power
+        energy *= cfg.slot_s
+        outage = rate < cfg.min_rate_bps
+        reward = sum_rate * 1e-6
+        if self._penalized:
+            reward = allocation_reward(
+                reward * 1e6, energy.T, outage.T, cfg.energy_weight, cfg.outage_penalty
+            )
+        return {
+            "rate_bps": rate,
+            "sinr": sinr,
+            "sum_rate_bps": sum_rate,
+            "energy_j": energy,
+            "outage": outage,
+            "reward": reward,
+        }
+
+    def _step_info(self, out: dict[str, np.ndarray], K: int) -> dict[str, Any]:
+        sinr_db = np.maximum(out["sinr"], 1e-30)
+        np.log10(sinr_db, out=sinr_db)
+        sinr_db *= 10.0
+        masks = np.ones((5, self.num_envs), dtype=bool)  # one independent row per key
+        return {
+            "rate_bps": out["rate_bps"].T,
+            "_rate_bps": masks[0],
+            "sinr_db": sinr_db.T,
+            "_sinr_db": masks[1],
+            "sum_rate_bps": out["sum_rate_bps"],
+            "_sum_rate_bps": masks[2],
+            "energy_j": out["energy_j"].T,
+            "_energy_j": masks[3],
+            "outage": out["outage"].T,
+            "_outage": masks[4],
+        }
+
+    def _observe(self, gains: np.ndarray) -> np.ndarray:
+        n, K, N = gains.shape
+        obs = np.empty((n, self._obs_dim), dtype=np.float32)
+        obs[:, : K * N] = self.channel.features.reshape(n, K * N)
+        obs[:, K * N : K * N + K] = self._rate_features.T
+        np.divide(self._t, self.config.horizon, out=obs[:, -1])  # t / horizon, as float32
+        return obs
+
+    def _add_problems(self, info: dict[str, Any], gains: np.ndarray, idx: Any) -> None:
+        n = self.num_envs
+        problems = np.full(n, None, dtype=object)
+        rows = range(n) if idx is None else np.asarray(idx).tolist()
+        const = self._constants
+        for i in rows:
+            problems[i] = AllocationProblem._trusted(gains[i], const)
+        info["problem"] = problems
+        mask = np.zeros(n, dtype=bool)
+        mask[list(rows)] = True
+        info["_problem"] = mask
+
+    def _reset_same_step(
+        self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any], gains: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """SAME_STEP autoreset of the sub-environments in ``done``."""
+        n = self.num_envs
+        idx = np.flatnonzero(done)
+        final_obs = np.full(n, None, dtype=object)
+        for i in idx.tolist():
+            final_obs[i] = obs[i].copy()
+        final_info = _mask_info(info, done)
+        info = _mask_info(info, ~done)
+        gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
+        self._t[idx] = 0
+        self._rate_features[:, idx] = 0.0
+        obs = self._observe(gains)
+        if self.include_problem:
+            self._add_problems(info, gains, None)
+        info["final_obs"] = final_obs
+        info["_final_obs"] = done.copy()
+        info["final_info"] = final_info
+        info["_final_info"] = done.copy()
+        self._autoreset, self._any_autoreset = self._none_ended, False
+        return obs, info
+
+
+def _mask_info(info: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """``info`` restricted to the sub-environments in ``keep`` (others zeroed/None).
+
+    Keys no kept sub-environment reports are dropped, as ``SyncVectorEnv`` never
+    creates them.
+    """
+    if not keep.any():
+        return {}
+    out: dict[str, Any] = {}
+    drop = ~keep
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        mask = info[f"_{key}"] & keep
+        if not mask.any():
+            continue
+        if isinstance(value, dict):
+            value = _mask_info(value, keep)
+        else:
+            value = value.copy()
+            value[drop & info[f"_{key}"]] = None if value.dtype == object else 0
+        out[key] = value
+        out[f"_{key}"] = mask
+    return out
