@@ -210,6 +210,59 @@ def benchmark(
     typer.echo(f"results: {result.out}")
 
 
+@app.command("case-study")
+@clean_errors
+def case_study(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~1 min.")
+    ] = False,
+    seeds: Annotated[str | None, typer.Option(help="e.g. '0,1,2' (default 0,1,2).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Federated rounds per episode.")] = None,
+    agents: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated (default qaoa,sca,greedy,random,exhaustive,ppo)."),
+    ] = None,
+    ppo_timesteps: Annotated[
+        int | None, typer.Option(help="PPO training budget in rounds (default 1200).")
+    ] = None,
+    ppo_model: Annotated[
+        Path | None, typer.Option(help="Use this trained PPO model instead of training.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="New or empty output folder.")] = None,
+    results: Annotated[
+        Path, typer.Option(help="Base folder of results/<timestamp>/ and the PPO cache.")
+    ] = Path("results"),
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="QFL-v0 override name=value (repeat).")
+    ] = None,
+) -> None:
+    """Reproduce the reference study: QAOA vs SCA vs greedy vs random vs exhaustive vs PPO."""
+    from training_scripts.case_study import command_line, fmt_seconds, preset, run_case_study
+    from training_scripts.progress import rollout_progress
+    from training_scripts.results import summary_table
+
+    cfg = preset(
+        "quick" if quick else "full",
+        seeds=tuple(parse_seeds(seeds)) if seeds else None,
+        rounds=rounds,
+        agents=tuple(a.strip() for a in agents.split(",") if a.strip()) if agents else None,
+        ppo_timesteps=ppo_timesteps,
+        ppo_model=str(ppo_model) if ppo_model else None,
+        scenario_overrides=parse_overrides(set_) or None,
+    )
+    with rollout_progress() as progress:
+        result = run_case_study(
+            cfg, out=out, results_base=results, progress=progress, command=command_line()
+        )
+    typer.echo(summary_table(result.summaries))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(
+        f"report: {result.files['report_md']}  (wall time "
+        f"{fmt_seconds(result.wall_times_s['total'])})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``qfl-gym`` console script."""
     try:
