@@ -9,7 +9,8 @@ Modules
   (pairwise model + one-hot penalty), exportable to :mod:`dimod` and PennyLane.
 - :mod:`agents.qaoa.simulator`: a fast numpy state-vector QAOA with adjoint gradients.
 - :mod:`agents.qaoa.circuit`: the same QAOA as a PennyLane circuit (``qml.qaoa`` layers
-  on ``default.qubit`` or ``lightning.qubit``).
+  on ``default.qubit`` or ``lightning.qubit``; with noise channels on ``default.mixed``).
+- :mod:`agents.qaoa.noise`: noisy QAOA, a numpy density matrix with adjoint gradients.
 - :mod:`agents.qaoa.angles`: angle optimization (INTERP, linear ramp, fixed), CVaR.
 - :mod:`agents.qaoa.bcd`: block coordinate descent driver shared with the annealing
   baseline.

@@ -25,6 +25,11 @@ Per decision:
 The simulator is the numpy state vector of :mod:`agents.qaoa.simulator`
 (``device="numpy"``, default) or the PennyLane circuit of :mod:`agents.qaoa.circuit`
 (``device="default.qubit"`` or ``"lightning.qubit"``); both give the same energies.
+With noise (``depolarizing_p`` / ``amplitude_damping_gamma`` after every gate layer,
+:mod:`agents.qaoa.noise`) the numpy path is a density matrix with adjoint gradients
+(``max_qubits`` <= 10) and the PennyLane path ``device="default.mixed"``; angles are
+optimized on the exact noisy expectation and the ``shots`` are drawn from the noisy
+distribution.
 
 ``last_stats`` after :meth:`act`: ``decision_time_s``, ``objective_evaluations``
 (assignments whose true reward was computed, including the whole block table in
@@ -53,12 +58,19 @@ from agents.qaoa.angles import DEFAULT_RAMP, INITS, OPTIMIZERS, AngleResult, opt
 from agents.qaoa.bcd import SCHEDULES, block_coordinate_descent
 from agents.qaoa.block import Block
 from agents.qaoa.encoding import ENCODINGS, default_encoding, is_power_of_two
+from agents.qaoa.noise import MAX_NOISY_QUBITS
 from agents.qaoa.qubo import COST_MODES, BlockCost, build_cost
-from qfl_gym.validation import check_bool, check_choice, check_float, check_int
+from qfl_gym.validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_probability,
+)
 from qfl_gym.wireless.config import check_field_names, param
 from qfl_gym.wireless.problem import AllocationProblem
 
-DEVICES = ("numpy", "default.qubit", "lightning.qubit")
+DEVICES = ("numpy", "default.qubit", "lightning.qubit", "default.mixed")
 VARIABLE_MODES = ("auto", "joint", "alternate")
 MAX_QUBITS = 20
 
@@ -106,6 +118,20 @@ class QAOAConfig:
     max_sweeps: int = param(3, "-", "BCD sweeps at most")
     penalty: float | None = param(None, "Mbit/s", "one-hot penalty; default automatic")
     warm_start: bool = param(True, "-", "BCD blocks start from the previous block's angles")
+    depolarizing_p: float = param(
+        0.0,
+        "-",
+        "depolarizing probability per qubit after every gate layer (Hadamards, each cost "
+        "and mixer layer), in [0, 1]; noise runs the numpy density matrix (device="
+        "'numpy') or PennyLane's 'default.mixed'",
+        "Nielsen and Chuang eq. 8.103",
+    )
+    amplitude_damping_gamma: float = param(
+        0.0,
+        "-",
+        "amplitude-damping gamma per qubit after every gate layer, in [0, 1]",
+        "Nielsen and Chuang eq. 8.108",
+    )
 
     def __post_init__(self) -> None:
         check_int("p", self.p, low=1, high=50)
@@ -144,6 +170,27 @@ class QAOAConfig:
         if self.penalty is not None:
             check_float("penalty", self.penalty, low=0.0, low_inclusive=False)
         check_bool("warm_start", self.warm_start)
+        check_probability("depolarizing_p", self.depolarizing_p)
+        check_probability("amplitude_damping_gamma", self.amplitude_damping_gamma)
+        if self.noisy:
+            if self.device not in ("numpy", "default.mixed"):
+                raise ValueError(
+                    f"device {self.device!r} simulates pure states only; with noise "
+                    f"(depolarizing_p={self.depolarizing_p}, amplitude_damping_gamma="
+                    f"{self.amplitude_damping_gamma}) use device='numpy' (density matrix) "
+                    "or 'default.mixed'"
+                )
+            if self.max_qubits > MAX_NOISY_QUBITS:
+                raise ValueError(
+                    f"max_qubits must be <= {MAX_NOISY_QUBITS} with noise on (a block's "
+                    f"density matrix takes 16 * 4^n bytes and ~4^n time), got "
+                    f"max_qubits={self.max_qubits}; pass max_qubits={MAX_NOISY_QUBITS} or less"
+                )
+
+    @property
+    def noisy(self) -> bool:
+        """Whether noise channels are on (the circuit is then simulated as a mixed state)."""
+        return self.depolarizing_p > 0.0 or self.amplitude_damping_gamma > 0.0
 
     def replace(self, **changes: Any) -> QAOAConfig:
         check_field_names(type(self), changes)
@@ -250,7 +297,8 @@ def solve_block(
 ) -> BlockSolution:
     """QAOA on one block: build the cost, optimize angles, sample, repair, score."""
     cost = build_cost(block, config.cost, encoding or config.encoding, config.penalty)
-    sim = make_simulator(cost, config.device)
+    noise = (config.depolarizing_p, config.amplitude_damping_gamma) if config.noisy else None
+    sim = make_simulator(cost, config.device, noise)
     angles = optimize_angles(
         sim,
         config.p,
@@ -269,14 +317,20 @@ def solve_block(
     return BlockSolution(cost, angles, probs, options, rewards, sim.forward_passes)
 
 
-def make_simulator(cost: BlockCost, device: str) -> Any:
+def make_simulator(cost: BlockCost, device: str, noise: tuple[float, float] | None = None) -> Any:
     """The QAOA simulator of ``cost`` on ``device`` (numpy, or a PennyLane circuit).
 
     Both expose ``cost``, ``probabilities``, ``expectation`` and ``value_and_grad`` on
     the normalized cost; the PennyLane circuit's cost layer is the QUBO's Ising
     Hamiltonian in ``qubo`` mode, the Pauli-Z expansion of the diagonal in ``exact``.
+    With ``noise = (depolarizing_p, amplitude_damping_gamma)`` the numpy path is the
+    density matrix of :mod:`agents.qaoa.noise` and PennyLane runs ``default.mixed``.
     """
     if device == "numpy":
+        if noise is not None:
+            from agents.qaoa.noise import DensityMatrixQAOA
+
+            return DensityMatrixQAOA(cost.normalized, *noise)
         from agents.qaoa.simulator import StateVectorQAOA
 
         return StateVectorQAOA(cost.normalized)
@@ -285,7 +339,7 @@ def make_simulator(cost: BlockCost, device: str) -> Any:
     hamiltonian = None
     if cost.qubo is not None:
         hamiltonian = cost.qubo.to_pennylane(cost.shift, cost.scale)
-    return PennyLaneQAOA(cost.normalized, device, hamiltonian)
+    return PennyLaneQAOA(cost.normalized, device, hamiltonian, noise)
 
 
 class QAOAAgent(AssignmentAgent):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-PENNYLANE_DEVICES = ("default.qubit", "lightning.qubit")
+PENNYLANE_DEVICES = ("default.qubit", "lightning.qubit", "default.mixed")
 
 
 def walsh_coefficients(diag: np.ndarray) -> np.ndarray:
@@ -93,16 +93,30 @@ class PennyLaneQAOA:
     device : {"default.qubit", "lightning.qubit"}
     hamiltonian : pennylane Operator, optional
         ``H_C`` with diagonal ``cost``; default :func:`diagonal_hamiltonian` of ``cost``.
+    noise : (depolarizing_p, amplitude_damping_gamma), optional
+        Gate-layer noise (:mod:`agents.qaoa.noise`): ``qml.AmplitudeDamping`` then
+        ``qml.DepolarizingChannel`` on every wire after the Hadamards, each cost layer
+        and each mixer layer; needs ``device="default.mixed"``.
     """
 
     def __init__(
-        self, cost: np.ndarray, device: str = "default.qubit", hamiltonian: Any = None
+        self,
+        cost: np.ndarray,
+        device: str = "default.qubit",
+        hamiltonian: Any = None,
+        noise: tuple[float, float] | None = None,
     ) -> None:
         import pennylane as qml
 
         if device not in PENNYLANE_DEVICES:
             raise ValueError(
                 f"unknown PennyLane device {device!r}; valid: {', '.join(PENNYLANE_DEVICES)}"
+            )
+        p_dep, g_amp = (0.0, 0.0) if noise is None else (float(v) for v in noise)
+        noisy = p_dep > 0 or g_amp > 0
+        if noisy and device != "default.mixed":
+            raise ValueError(
+                f"noise channels need the mixed-state device 'default.mixed', got {device!r}"
             )
         self.cost = np.asarray(cost, dtype=float).reshape(-1)
         n = self.cost.size.bit_length() - 1
@@ -116,16 +130,28 @@ class PennyLaneQAOA:
         mixer = qml.qaoa.x_mixer(wires)
         H_c = self.hamiltonian
 
+        def noise_layer():
+            if not noisy:
+                return
+            for w in wires:
+                if g_amp > 0:
+                    qml.AmplitudeDamping(g_amp, wires=w)
+                if p_dep > 0:
+                    qml.DepolarizingChannel(p_dep, wires=w)
+
         def layers(params):
             p = params.shape[0] // 2
             for w in wires:
                 qml.Hadamard(w)
+            noise_layer()
             for layer in range(p):
                 if len(H_c.terms()[0]):
                     qml.qaoa.cost_layer(params[layer], H_c)
+                noise_layer()
                 qml.qaoa.mixer_layer(params[p + layer], mixer)
+                noise_layer()
 
-        @qml.qnode(dev, diff_method="best" if device == "default.qubit" else None)
+        @qml.qnode(dev, diff_method="best" if device != "lightning.qubit" else None)
         def probs(params):
             layers(params)
             return qml.probs(wires=wires)

@@ -13,7 +13,8 @@ from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
-from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
+from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, allocation_reward
+from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
 class ChannelPowerEnv(gym.Env):
@@ -57,7 +58,9 @@ class ChannelPowerEnv(gym.Env):
 
     Sum rate of the step in Mbit/s, minus ``energy_weight`` per joule transmitted and
     ``outage_penalty`` per device below ``min_rate_bps`` (both 0 by default). The
-    reward of any assignment is ``info["problem"].reward(channels, levels)``.
+    reward of any assignment is ``info["problem"].reward(channels, levels)``. With
+    ``secrecy_reward=True`` (preset ``secrecy``) the secrecy sum rate
+    ``sum_k [r_k - r_k,eve]^+`` replaces the sum rate (same penalties).
 
     ## Starting State
 
@@ -78,11 +81,20 @@ class ChannelPowerEnv(gym.Env):
     also holds, for the action just taken: ``rate_bps`` (K,), ``sinr_db`` (K,),
     ``sum_rate_bps`` (float), ``energy_j`` (K,, ``p_k * slot_s``), ``outage`` (K,) bool.
 
+    With eavesdroppers (``num_eavesdroppers`` or ``eavesdropper_positions_m``;
+    :mod:`qfl_gym.wireless.secrecy`) every ``info`` also holds ``eavesdropper_gains``
+    (E, K, N) for the next decision, and after a step ``eavesdropper_rate_bps`` (K,,
+    the strongest eavesdropper's rate per device), ``secrecy_rate_bps`` (K,,
+    ``[r_k - r_k,eve]^+``) and ``secrecy_sum_rate_bps``. Without eavesdroppers these
+    keys are absent. The observation does not change: the eavesdroppers are passive
+    and their channels unknown to the devices.
+
     ## Arguments
 
     ``gym.make("qfl_gym/ChannelPower-v0", scenario="default", **overrides)``:
     ``scenario`` names a preset of :data:`qfl_gym.wireless.config.UPLINK_PRESETS`
-    (``default``, ``small``, ``imperfect-sic``, ``case-study``, ``dense-mobile``) or is an
+    (``default``, ``small``, ``imperfect-sic``, ``case-study``, ``dense-mobile``,
+    ``secrecy``) or is an
     :class:`~qfl_gym.wireless.config.UplinkConfig`; ``overrides`` replace any of its
     fields (``num_devices=20``, ``fading="rician"``, ...). ``render_mode="ansi"`` returns
     a text table of the last assignment; ``"rgb_array"`` an image: one row per device,
@@ -117,6 +129,8 @@ class ChannelPowerEnv(gym.Env):
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = ProblemConstants.from_config(cfg)
+        # passive eavesdroppers (None: none configured, nothing extra in step)
+        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
         # observation buffer; slices (not views: views would not survive deepcopy)
         self._obs = np.zeros(K * N + K + 1, dtype=np.float32)
         self._gain_slice = slice(0, K * N)
@@ -134,7 +148,13 @@ class ChannelPowerEnv(gym.Env):
         gains = self.channel.reset(self.np_random)
         self._set_problem(gains)
         self._obs[self._rate_slice] = 0.0
-        return self._observation(), {"problem": self._problem}
+        info = {"problem": self._problem}
+        if self.eavesdroppers is not None:
+            # own stream, spawned: draws nothing from np_random (same legitimate channel)
+            info["eavesdropper_gains"] = self.eavesdroppers.reset(
+                self.np_random.spawn(1)[0], self.channel.positions_m
+            )
+        return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self.codec.validate(action)
@@ -147,6 +167,8 @@ class ChannelPowerEnv(gym.Env):
         gains = self.channel.step()
         self._set_problem(gains)
         info["problem"] = self._problem
+        if self.eavesdroppers is not None:
+            reward = self._secrecy_step(info, a, reward)
         return self._observation(), reward, False, self._t >= self.config.horizon, info
 
     def render(self) -> str | np.ndarray | None:
@@ -182,6 +204,28 @@ class ChannelPowerEnv(gym.Env):
     # ------------------------------------------------------------ internals
     def _set_problem(self, gains: np.ndarray) -> None:
         self._problem = AllocationProblem._trusted(gains, self._constants)
+
+    def _secrecy_step(self, info: dict[str, Any], action: np.ndarray, reward: float) -> float:
+        """Secrecy of the action just taken (eavesdroppers' current channels), then fade
+        them to the next slot. Returns the reward (the secrecy one if configured)."""
+        cfg = self.config
+        K = cfg.num_devices
+        eve = self.eavesdroppers
+        power = self._constants.power_levels_w.take(action[K:])
+        info.update(eve.outcome(action[:K], power, info["rate_bps"]))
+        if cfg.secrecy_reward:
+            reward = float(
+                allocation_reward(
+                    info["secrecy_sum_rate_bps"],
+                    info["energy_j"],
+                    info["outage"],
+                    cfg.energy_weight,
+                    cfg.outage_penalty,
+                )
+            )
+        moved = self.channel.positions_m if cfg.mobility and cfg.speed_mps > 0 else None
+        info["eavesdropper_gains"] = eve.step(moved)
+        return reward
 
     def _observation(self) -> np.ndarray:
         self._obs[self._gain_slice] = self.channel.features.ravel()

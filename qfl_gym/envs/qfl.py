@@ -26,6 +26,7 @@ from qfl_gym.wireless.delivery import (
     upload_latency_s,
 )
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
+from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 #: loss features are ``loss / ln(C)`` (1 = a uniform guess), capped at this value
 LOSS_FEATURE_BOUND = 16.0
@@ -92,7 +93,8 @@ class QFLEnv(gym.Env):
     ``reward="loss"`` (default): the decrease of the global test loss this round,
     ``L_{t-1} - L_t`` (nats; positive when the model improves), so an episode's return
     is ``L_0 - L_R``. ``"accuracy"``: ``A_t - A_{t-1}``. ``"sum-rate"``: the round's sum
-    rate in Mbit/s. Every mode subtracts ``energy_cost * sum_k E_k`` with the round's
+    rate in Mbit/s; ``secrecy-sum-rate``: the secrecy sum rate in Mbit/s (needs
+    eavesdroppers). Every mode subtracts ``energy_cost * sum_k E_k`` with the round's
     transmit energy ``E_k = p_k min(latency_k, deadline_s)`` (J; ``energy_cost`` 0 by
     default).
 
@@ -119,18 +121,48 @@ class QFLEnv(gym.Env):
     ``min_rate_bps``), ``delivered`` (K,) bool, ``latency_s`` (K,; upload time,
     ``inf`` at rate 0), ``packet_error_prob`` (K,), ``num_delivered``.
 
+    Security options add keys (absent when the option is off):
+
+    - eavesdroppers (uplink ``num_eavesdroppers`` / ``eavesdropper_positions_m``): reset
+      and step ``eavesdropper_gains`` (E, K, N) for the next round; after a step
+      ``eavesdropper_rate_bps`` (K,, strongest eavesdropper), ``secrecy_rate_bps`` (K,,
+      ``[r_k - r_k,eve]^+``), ``secrecy_sum_rate_bps``. With ``secure_upload=True`` the
+      upload time is ``update_bits / secrecy_rate`` (``latency_s``; ``inf`` at secrecy
+      rate 0), so an update arrives only if it can be sent securely in time;
+    - DP (``dp_clip_norm``): ``dp_epsilon`` (largest device-level epsilon at
+      ``dp_delta`` so far) and ``dp_epsilon_per_device`` (K,);
+    - attackers (``attacker_fraction`` / ``attackers``): ``malicious`` (K,) bool.
+
     ## Arguments
 
     ``gym.make("qfl_gym/QFL-v0", scenario="small", **overrides)``: ``scenario`` is a
-    preset of :data:`qfl_gym.envs.qfl_scenario.QFL_PRESETS` (``small``, ``case-study``)
+    preset of :data:`qfl_gym.envs.qfl_scenario.QFL_PRESETS` (``small``, ``case-study``,
+    and the security presets ``secrecy``, ``private``, ``byzantine``; the quantum
+    hardware preset ``noisy-nisq``)
     or a :class:`~qfl_gym.envs.qfl_scenario.QFLScenario`; ``overrides`` set round
     settings (``rounds``, ``deadline_s``, ``reward``, ``energy_cost``,
-    ``target_accuracy``, ``waterfall_threshold_db``, ``packet_errors``), uplink fields
-    (``num_devices``, ``slot_s``, ``update_bits``, ...) or learning fields
-    (``n_qubits``, ``dataset``, ``partition``, ``backend``, ...); unknown names raise
+    ``target_accuracy``, ``waterfall_threshold_db``, ``packet_errors``,
+    ``secure_upload``), uplink fields (``num_devices``, ``slot_s``, ``update_bits``,
+    ``num_eavesdroppers``, ...), learning fields (``n_qubits``, ``dataset``,
+    ``partition``, ``backend``, ``aggregation``, ...), privacy fields (``dp_clip_norm``,
+    ``dp_noise_multiplier``, ...), poisoning fields (``attacker_fraction``,
+    ``attack``, ...) or quantum-noise fields (``depolarizing_p``,
+    ``amplitude_damping_gamma``, ``shots``, ``qubit_budget``); unknown names raise
     ``ValueError`` listing the valid ones. ``render_mode="ansi"`` returns a text
     summary of the last round (per device: sub-channel, power, rate, latency, delivered,
     local loss); ``"rgb_array"`` the channel/assignment image of ``ChannelPower-v0``.
+
+    ## Quantum noise and hardware limits
+
+    ``quantum_noise`` (:class:`~qfl_gym.learning.noise.QuantumNoiseConfig`; preset
+    ``noisy-nisq``): depolarizing / amplitude-damping channels after every gate layer
+    of the VQC (training and evaluation then run the batched density-matrix simulator,
+    :mod:`qfl_gym.learning.density`), ``shots`` measurements per test sample for the
+    global loss and accuracy (the ``loss``/``accuracy`` rewards carry shot noise), and
+    ``qubit_budget``: devices with fewer qubits than ``n_qubits``
+    (``env.unwrapped.learner.capable`` False) never deliver an update (``delivered``
+    False; their assigned sub-channel and power still count on the uplink). The
+    channel realizations do not depend on these options.
 
     ## Version History
 
@@ -165,7 +197,15 @@ class QFLEnv(gym.Env):
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = ProblemConstants.from_config(cfg)
-        self.learner = FederatedLearner(sc.learning, K)
+        self.learner = FederatedLearner(
+            sc.learning,
+            K,
+            privacy=sc.privacy,
+            poisoning=sc.poisoning,
+            quantum_noise=sc.quantum_noise,
+        )
+        # passive eavesdroppers (None: none configured)
+        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
         self._loss_scale = 1.0 / np.log(sc.learning.num_classes)
         # observation layout (slices, not views: views would not survive pickling)
         self._obs = np.zeros(K * N + 3 * K + 2, dtype=np.float32)
@@ -205,6 +245,12 @@ class QFLEnv(gym.Env):
             "local_loss": start["local_loss"],
             "round": 0,
         }
+        if self.eavesdroppers is not None:
+            # own stream, spawned: draws nothing from np_random (same legitimate channel)
+            info["eavesdropper_gains"] = self.eavesdroppers.reset(
+                self.np_random.spawn(1)[0], self.channel.positions_m
+            )
+        self._security_info(info)
         return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -214,17 +260,24 @@ class QFLEnv(gym.Env):
         channels, levels = a[:K], a[K:]
         info = self._problem._outcome(channels, levels)
         info.pop("reward")  # ChannelPower-v0's reward; QFL-v0 has its own
+        eve = self.eavesdroppers
+        if eve is not None:  # secrecy of this round (eavesdroppers' current channels)
+            power = self._constants.power_levels_w.take(levels)
+            info.update(eve.outcome(channels, power, info["rate_bps"]))
         # uplink: upload time, packet errors, delivery
-        latency = upload_latency_s(info["rate_bps"], sc.uplink.update_bits)
+        upload_rate = info["secrecy_rate_bps"] if sc.secure_upload else info["rate_bps"]
+        latency = upload_latency_s(upload_rate, sc.uplink.update_bits)
         sinr = 10.0 ** (info["sinr_db"] / 10.0)
         per = packet_error_probability(sinr, sc.waterfall_threshold)
         delivered = draw_delivery(self._delivery_rng, latency, per, sc.deadline_s)
+        if sc.quantum_noise.qubit_budget is not None:  # too few qubits: nothing to upload
+            delivered &= self.learner.capable
         energy = upload_energy_j(
             self._constants.power_levels_w.take(levels), latency, sc.deadline_s
         )
         # learning: local training on every device, FedAvg over the delivered updates
         result: RoundResult = self.learner.run_round(delivered)
-        reward = self._reward(result, info["sum_rate_bps"], energy)
+        reward = self._reward(result, info, energy)
         self._t += 1
         self._staleness += 1
         self._staleness[delivered] = 0
@@ -232,6 +285,10 @@ class QFLEnv(gym.Env):
         self._global_loss, self._global_accuracy = result.global_loss, result.global_accuracy
         self._obs[self._sl_rates] = rate_features(info["rate_bps"], sc.uplink.bandwidth_hz)
         self._set_problem(self.channel.step())
+        if eve is not None:
+            moved = self.channel.positions_m if self.config.mobility else None
+            info["eavesdropper_gains"] = eve.step(moved)
+        self._security_info(info)
         info.update(
             energy_j=energy,
             delivered=delivered,
@@ -292,7 +349,7 @@ class QFLEnv(gym.Env):
     def _reward(
         self,
         result: RoundResult,
-        sum_rate_bps: float,
+        info: dict[str, Any],
         energy_j: np.ndarray,
     ) -> float:
         mode = self.scenario.reward
@@ -300,14 +357,25 @@ class QFLEnv(gym.Env):
             value = self._global_loss - result.global_loss
         elif mode == "accuracy":
             value = result.global_accuracy - self._global_accuracy
+        elif mode == "secrecy-sum-rate":
+            value = info["secrecy_sum_rate_bps"] * 1e-6
         else:
-            value = sum_rate_bps * 1e-6
+            value = info["sum_rate_bps"] * 1e-6
         if self.scenario.energy_cost:
             value -= self.scenario.energy_cost * float(energy_j.sum())
         return float(value)
 
     def _set_problem(self, gains: np.ndarray) -> None:
         self._problem = AllocationProblem._trusted(gains, self._constants)
+
+    def _security_info(self, info: dict[str, Any]) -> None:
+        """DP and attacker keys (only when configured)."""
+        learner = self.learner
+        if learner.dp is not None:
+            info["dp_epsilon"] = learner.dp_epsilon
+            info["dp_epsilon_per_device"] = learner.dp_epsilon_per_device
+        if learner.num_attackers:
+            info["malicious"] = learner.malicious.copy()
 
     def _observation(self) -> np.ndarray:
         sc = self.scenario

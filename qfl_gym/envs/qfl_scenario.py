@@ -11,6 +11,18 @@ the **round period** (default 1 s: local training plus upload), which is what th
 Gauss-Markov fading correlation ``J0(2 pi f_d slot_s)`` between consecutive decisions
 uses. At 3.5 GHz and 1 m/s, ``f_d = 11.7 Hz`` and the fading of consecutive rounds is
 independent (``rho = 0``); slower devices or shorter rounds correlate it.
+
+Security parts (defaults: off): :class:`~qfl_gym.learning.privacy.PrivacyConfig`
+(``privacy``: DP clipping and noise, ``dp_*`` overrides) and
+:class:`~qfl_gym.learning.attacks.PoisoningConfig` (``poisoning``: malicious devices and
+the robust rules' tolerance); eavesdroppers are uplink fields
+(:mod:`qfl_gym.wireless.secrecy`), and ``secure_upload`` sends updates at the secrecy
+rate.
+
+Quantum hardware part (default: ideal): :class:`~qfl_gym.learning.noise.QuantumNoiseConfig`
+(``quantum_noise``: gate-layer depolarizing and amplitude-damping channels, measurement
+shots when evaluating, per-device qubit budgets; overrides ``depolarizing_p``,
+``amplitude_damping_gamma``, ``shots``, ``qubit_budget``).
 """
 
 from __future__ import annotations
@@ -19,13 +31,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from qfl_gym.learning.attacks import PoisoningConfig, check_robustness
 from qfl_gym.learning.config import LearningConfig
 from qfl_gym.learning.data import check_enough_samples
+from qfl_gym.learning.noise import QuantumNoiseConfig
+from qfl_gym.learning.privacy import PrivacyConfig, check_privacy_rule
 from qfl_gym.validation import check_bool, check_choice, check_float, check_int
 from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig, check_field_names, param
 from qfl_gym.wireless.delivery import CHEN_WATERFALL_THRESHOLD_DB
 
-REWARDS = ("loss", "accuracy", "sum-rate")
+REWARDS = ("loss", "accuracy", "sum-rate", "secrecy-sum-rate")
 
 #: QFLScenario fields that are neither the uplink nor the learning config.
 ROUND_FIELDS = (
@@ -36,6 +51,7 @@ ROUND_FIELDS = (
     "reward",
     "energy_cost",
     "target_accuracy",
+    "secure_upload",
 )
 
 
@@ -74,13 +90,41 @@ class QFLScenario:
         "loss",
         "-",
         "'loss': decrease of the global test loss (nats); 'accuracy': gain of test "
-        "accuracy; 'sum-rate': sum rate (Mbit/s)",
+        "accuracy; 'sum-rate': sum rate (Mbit/s); 'secrecy-sum-rate': secrecy sum rate "
+        "(Mbit/s, needs eavesdroppers)",
     )
     energy_cost: float = param(
         0.0, "reward/J", "reward penalty per joule transmitted, p_k min(latency, deadline)"
     )
     target_accuracy: float | None = param(
         None, "-", "terminate the episode once the global test accuracy reaches it"
+    )
+    secure_upload: bool = param(
+        False,
+        "-",
+        "updates are wiretap-coded at the secrecy rate: upload time update_bits / "
+        "[r_k - r_k,eve]^+ (needs eavesdroppers)",
+        "Wyner 1975; Bloch et al. 2008",
+    )
+    privacy: PrivacyConfig = field(
+        default_factory=PrivacyConfig,
+        metadata={"unit": "-", "doc": "differential privacy of the updates", "source": ""},
+    )
+    poisoning: PoisoningConfig = field(
+        default_factory=PoisoningConfig,
+        metadata={
+            "unit": "-",
+            "doc": "malicious devices and the robust rules' tolerance",
+            "source": "",
+        },
+    )
+    quantum_noise: QuantumNoiseConfig = field(
+        default_factory=QuantumNoiseConfig,
+        metadata={
+            "unit": "-",
+            "doc": "noise channels, measurement shots and qubit budgets of the devices' VQCs",
+            "source": "",
+        },
     )
 
     def __post_init__(self) -> None:
@@ -106,8 +150,44 @@ class QFLScenario:
                 "target_accuracy", self.target_accuracy, low=0.0, high=1.0, low_inclusive=False
             )
         check_enough_samples(self.learning, self.uplink.num_devices)
+        self._check_security()
+        if not isinstance(self.quantum_noise, QuantumNoiseConfig):
+            raise ValueError(
+                "quantum_noise must be a QuantumNoiseConfig, got "
+                f"{type(self.quantum_noise).__name__}"
+            )
+        self.quantum_noise.check_learning(self.learning, self.uplink.num_devices)
         if self.uplink.horizon != self.rounds:  # keep the uplink's horizon consistent
             object.__setattr__(self, "uplink", self.uplink.replace(horizon=self.rounds))
+
+    def _check_security(self) -> None:
+        if not isinstance(self.privacy, PrivacyConfig):
+            raise ValueError(f"privacy must be a PrivacyConfig, got {type(self.privacy).__name__}")
+        if not isinstance(self.poisoning, PoisoningConfig):
+            raise ValueError(
+                f"poisoning must be a PoisoningConfig, got {type(self.poisoning).__name__}"
+            )
+        check_bool("secure_upload", self.secure_upload)
+        needs_eve = [
+            n
+            for n, on in (
+                ("secure_upload", self.secure_upload),
+                ("reward='secrecy-sum-rate'", self.reward == "secrecy-sum-rate"),
+            )
+            if on
+        ]
+        if needs_eve and not self.uplink.num_eavesdroppers:
+            raise ValueError(
+                f"{needs_eve[0]} needs eavesdroppers: set num_eavesdroppers >= 1 or "
+                "eavesdropper_positions_m"
+            )
+        if self.uplink.secrecy_reward:
+            raise ValueError(
+                "secrecy_reward is ChannelPower-v0's reward switch; QFL-v0 uses "
+                "reward='secrecy-sum-rate' (or secure_upload=True)"
+            )
+        check_privacy_rule(self.privacy, self.learning.aggregation)
+        check_robustness(self.learning.aggregation, self.poisoning, self.uplink.num_devices)
 
     # ----------------------------------------------------------------- derived
     @property
@@ -136,11 +216,17 @@ class QFLScenario:
         out = {name: getattr(self, name) for name in ROUND_FIELDS}
         out["uplink"] = self.uplink.to_dict()
         out["learning"] = self.learning.to_dict()
+        out["privacy"] = self.privacy.to_dict()
+        out["poisoning"] = self.poisoning.to_dict()
+        out["quantum_noise"] = self.quantum_noise.to_dict()
         return out
 
 
 _UPLINK_FIELDS = tuple(f.name for f in dataclasses.fields(UplinkConfig))
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningConfig))
+_PRIVACY_FIELDS = tuple(f.name for f in dataclasses.fields(PrivacyConfig))
+_POISONING_FIELDS = tuple(f.name for f in dataclasses.fields(PoisoningConfig))
+_NOISE_FIELDS = tuple(f.name for f in dataclasses.fields(QuantumNoiseConfig))
 
 
 QFL_PRESETS: dict[str, QFLScenario] = {
@@ -164,13 +250,60 @@ QFL_PRESETS: dict[str, QFLScenario] = {
         rounds=30,
         deadline_s=0.2,
     ),
+    # `small` with two passive eavesdroppers at fixed positions; updates are
+    # wiretap-coded at the secrecy rate (secure_upload), so only updates whose secrecy
+    # rate meets the deadline count, and the loss reward prices eavesdropping.
+    "secrecy": QFLScenario(
+        uplink=UplinkConfig(
+            num_devices=8,
+            num_subchannels=4,
+            num_power_levels=4,
+            slot_s=1.0,
+            eavesdropper_positions_m=((150.0, 0.0), (-175.0, 175.0)),
+        ),
+        secure_upload=True,
+    ),
+    # `small` with DP-FedAvg: updates clipped to C = 0.5 (the honest update norms of
+    # this task are ~0.5-1 rad: most are clipped), central Gaussian noise z = 1,
+    # epsilon at delta = 1e-5 per device over the rounds its update was aggregated.
+    "private": QFLScenario(privacy=PrivacyConfig(dp_clip_norm=0.5, dp_noise_multiplier=1.0)),
+    # `small` with 2 of 8 devices flipping and amplifying their updates (sign-flip,
+    # s = 4), defended by the coordinate-wise median.
+    "byzantine": QFLScenario(
+        learning=LearningConfig(aggregation="median"),
+        poisoning=PoisoningConfig(attacker_fraction=0.25),
+    ),
+    # `small` on NISQ hardware: after every gate layer each qubit is depolarized
+    # (p = 0.01, about a two-qubit gate error) and damped (gamma = 0.005: T1 ~ 100 us,
+    # ~0.5 us per layer); the test set is evaluated with 1000 shots per sample; every
+    # fourth device has a 3-qubit processor and cannot run the 4-qubit VQC.
+    "noisy-nisq": QFLScenario(
+        quantum_noise=QuantumNoiseConfig(
+            depolarizing_p=0.01,
+            amplitude_damping_gamma=0.005,
+            shots=1000,
+            qubit_budget=(4, 4, 4, 3),
+        )
+    ),
 }
 
 
 def valid_override_names() -> tuple[str, ...]:
     """Every name :func:`qfl_scenario` accepts as an override."""
     uplink = tuple(n for n in _UPLINK_FIELDS if n != "horizon")
-    return ("uplink", "learning", *ROUND_FIELDS, *uplink, *_LEARNING_FIELDS)
+    return (
+        "uplink",
+        "learning",
+        "privacy",
+        "poisoning",
+        *ROUND_FIELDS,
+        *uplink,
+        *_LEARNING_FIELDS,
+        *_PRIVACY_FIELDS,
+        *_POISONING_FIELDS,
+        "quantum_noise",
+        *_NOISE_FIELDS,
+    )
 
 
 def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFLScenario:
@@ -178,8 +311,12 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
 
     Each override goes to the part that owns the name: a round setting (``rounds``,
     ``deadline_s``, ...), an :class:`UplinkConfig` field (``num_devices``,
-    ``slot_s``, ...) or a :class:`LearningConfig` field (``n_qubits``, ``dataset``, ...);
-    ``uplink=`` / ``learning=`` replace a whole part (field overrides then apply on top).
+    ``slot_s``, ...), a :class:`LearningConfig` field (``n_qubits``, ``dataset``, ...), a
+    :class:`PrivacyConfig` field (``dp_clip_norm``, ...) or a :class:`PoisoningConfig`
+    field (``attacker_fraction``, ...) or a :class:`QuantumNoiseConfig` field
+    (``depolarizing_p``, ``shots``, ...); ``uplink=`` / ``learning=`` / ``privacy=`` /
+    ``poisoning=`` / ``quantum_noise=`` replace a whole part (field overrides then apply
+    on top).
     Unknown names raise ``ValueError`` listing the valid ones.
     """
     if isinstance(scenario, QFLScenario):
@@ -206,12 +343,29 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
         raise ValueError(f"uplink must be an UplinkConfig, got {type(uplink).__name__}")
     if not isinstance(learning, LearningConfig):
         raise ValueError(f"learning must be a LearningConfig, got {type(learning).__name__}")
+    privacy = overrides.pop("privacy", base.privacy)
+    poisoning = overrides.pop("poisoning", base.poisoning)
+    if not isinstance(privacy, PrivacyConfig):
+        raise ValueError(f"privacy must be a PrivacyConfig, got {type(privacy).__name__}")
+    if not isinstance(poisoning, PoisoningConfig):
+        raise ValueError(f"poisoning must be a PoisoningConfig, got {type(poisoning).__name__}")
     up = {k: overrides.pop(k) for k in list(overrides) if k in _UPLINK_FIELDS}
     le = {k: overrides.pop(k) for k in list(overrides) if k in _LEARNING_FIELDS}
+    pr = {k: overrides.pop(k) for k in list(overrides) if k in _PRIVACY_FIELDS}
+    po = {k: overrides.pop(k) for k in list(overrides) if k in _POISONING_FIELDS}
+    quantum_noise = overrides.pop("quantum_noise", base.quantum_noise)
+    if not isinstance(quantum_noise, QuantumNoiseConfig):
+        raise ValueError(
+            f"quantum_noise must be a QuantumNoiseConfig, got {type(quantum_noise).__name__}"
+        )
+    qn = {k: overrides.pop(k) for k in list(overrides) if k in _NOISE_FIELDS}
     check_field_names(QFLScenario, overrides)
     return dataclasses.replace(
         base,
         uplink=uplink.replace(**up) if up else uplink,
         learning=learning.replace(**le) if le else learning,
+        privacy=privacy.replace(**pr) if pr else privacy,
+        poisoning=poisoning.replace(**po) if po else poisoning,
+        quantum_noise=quantum_noise.replace(**qn) if qn else quantum_noise,
         **overrides,
     )

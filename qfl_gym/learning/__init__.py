@@ -8,8 +8,13 @@ Modules:
 - :mod:`.model`: VQC parameter layout, readout and loss.
 - :mod:`.circuit`: the PennyLane reference qnode (imports PennyLane).
 - :mod:`.statevector`: the fast batched torch simulator of the same circuit.
+- :mod:`.noise`: quantum noise channels, measurement shots and qubit budgets (numpy).
+- :mod:`.density`: the batched torch density-matrix simulator of the noisy circuit.
 - :mod:`.training`: batched local training of all devices.
-- :mod:`.aggregation`: FedAvg and the registry of aggregation rules.
+- :mod:`.aggregation`: FedAvg, robust rules (median, trimmed mean, Krum) and the
+  registry of aggregation rules.
+- :mod:`.privacy`: DP-FedAvg clipping, Gaussian noise and ``dp_accounting`` accounting.
+- :mod:`.attacks`: malicious devices (poisoned updates or labels), rule tolerances.
 - :mod:`.federated`: :class:`FederatedLearner`, the round orchestration.
 
 Importing this package loads only numpy code; torch is imported by the modules that

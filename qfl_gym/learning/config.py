@@ -49,7 +49,7 @@ DATASETS: dict[str, DatasetInfo] = {
 PARTITIONS = ("iid", "dirichlet")
 READOUTS = ("expval", "linear")
 OPTIMIZERS = ("adam", "sgd")
-BACKENDS = ("torch", "default.qubit", "lightning.qubit")
+BACKENDS = ("torch", "default.qubit", "lightning.qubit", "default.mixed")
 PRECISIONS = ("double", "single")
 
 MIN_QUBITS = 2
@@ -135,7 +135,9 @@ class LearningConfig:
         "-",
         "'torch': batched state-vector simulation of all devices at once; "
         "'default.qubit' / 'lightning.qubit': the PennyLane device path, one qnode call "
-        "per device and minibatch (reference, slow)",
+        "per device and minibatch (reference, slow); 'default.mixed': PennyLane's "
+        "mixed-state device (the reference with quantum_noise channels); with noise "
+        "channels 'torch' simulates batched density matrices",
     )
     torch_threads: int | None = param(
         1,

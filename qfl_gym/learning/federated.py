@@ -13,6 +13,14 @@ delivered (decided in :mod:`qfl_gym.wireless.delivery`):
    accuracy.
 
 Every device trains every round; only delivered updates reach the server.
+
+Security options (off by default; with them off a round is exactly the above):
+malicious devices poison their uploads or their data (:mod:`.attacks`), honest devices
+clip their update deltas and DP noise is added on the device or at the server
+(:mod:`.privacy`), and the rule may be a robust one (``median``, ``trimmed-mean``,
+``krum``; :mod:`.aggregation`). Order inside step 3: poison (malicious rows) ->
+clip (+ local noise) (honest rows) -> aggregate (central DP: noisy uniform mean) ->
+account the round's privacy loss.
 """
 
 from __future__ import annotations
@@ -24,10 +32,19 @@ import numpy as np
 import torch
 
 from qfl_gym.learning.aggregation import aggregate
+from qfl_gym.learning.attacks import (
+    PoisoningConfig,
+    check_robustness,
+    choose_attackers,
+    flip_labels,
+    poison_updates,
+)
 from qfl_gym.learning.config import LearningConfig
 from qfl_gym.learning.data import PreparedData, check_enough_samples, prepare_data
 from qfl_gym.learning.model import VQCSpec
+from qfl_gym.learning.noise import QuantumNoiseConfig
 from qfl_gym.learning.partition import Partition, partition_samples
+from qfl_gym.learning.privacy import DPUpdates, PrivacyConfig, check_privacy_rule
 from qfl_gym.learning.training import LocalTrainer, evaluate, make_model, torch_threads
 
 
@@ -62,22 +79,66 @@ class FederatedLearner:
         Data, model and training settings.
     num_devices : int
         K.
+    privacy : PrivacyConfig, optional
+        Device-level DP of the updates (default: off).
+    poisoning : PoisoningConfig, optional
+        Malicious devices and the robust rules' tolerance (default: no attackers).
+    quantum_noise : QuantumNoiseConfig, optional
+        Quantum noise and hardware limits (:mod:`qfl_gym.learning.noise`; default:
+        ideal): noise channels run the density-matrix simulator, ``shots`` make
+        :meth:`evaluate` estimate expectations from measurements (drawn from a child
+        generator spawned from the reset generator after the security ones, so
+        minibatch shuffling is the same for any ``shots``), and devices outside
+        ``qubit_budget`` (:attr:`capable` False) are never aggregated.
 
     Notes
     -----
     :meth:`reset` draws the train/test split, the partition and the initial model from
     its generator (or from ``config.data_seed`` when set, then fixed across resets) and
-    keeps the generator for minibatch shuffling.
+    keeps the generator for minibatch shuffling. With attackers or DP, two generators
+    are spawned from it (``rng.spawn(2)``, which draws nothing from it): one chooses
+    the attackers and their random updates, one draws the DP noise.
     """
 
-    def __init__(self, config: LearningConfig, num_devices: int) -> None:
+    def __init__(
+        self,
+        config: LearningConfig,
+        num_devices: int,
+        *,
+        privacy: PrivacyConfig | None = None,
+        poisoning: PoisoningConfig | None = None,
+        quantum_noise: QuantumNoiseConfig | None = None,
+    ) -> None:
         if not isinstance(config, LearningConfig):
             raise ValueError(f"config must be a LearningConfig, got {type(config).__name__}")
         check_enough_samples(config, num_devices)
+        privacy = PrivacyConfig() if privacy is None else privacy
+        poisoning = PoisoningConfig() if poisoning is None else poisoning
+        if not isinstance(privacy, PrivacyConfig):
+            raise ValueError(f"privacy must be a PrivacyConfig, got {type(privacy).__name__}")
+        if not isinstance(poisoning, PoisoningConfig):
+            raise ValueError(f"poisoning must be a PoisoningConfig, got {type(poisoning).__name__}")
+        check_privacy_rule(privacy, config.aggregation)
+        self.num_attackers = check_robustness(config.aggregation, poisoning, num_devices)
+        self.privacy = privacy
+        self.poisoning = poisoning
+        self.dp = DPUpdates(privacy, num_devices) if privacy.enabled else None
+        self.malicious = np.zeros(int(num_devices), dtype=bool)
+        self._attack_rng: np.random.Generator | None = None
+        noise = QuantumNoiseConfig() if quantum_noise is None else quantum_noise
+        if not isinstance(noise, QuantumNoiseConfig):
+            raise ValueError(
+                f"quantum_noise must be a QuantumNoiseConfig, got {type(noise).__name__}"
+            )
+        noise.check_learning(config, num_devices)
+        self.quantum_noise = noise
+        #: (K,) bool: devices whose hardware has the qubits to run the VQC
+        self.capable = noise.capable_devices(config.n_qubits, num_devices)
+        self._shot_rng: np.random.Generator | None = None
         self.config = config
         self.num_devices = int(num_devices)
         self.spec = VQCSpec.from_config(config)
-        self.model = make_model(self.spec, config.backend, config.precision)
+        self.model = make_model(self.spec, config.backend, config.precision, noise)
         self.data: PreparedData | None = None
         self.partition: Partition | None = None
         self.trainer: LocalTrainer | None = None
@@ -111,10 +172,22 @@ class FederatedLearner:
         self.data, self.partition = data, part
         model = self.model
         order = part.indices
+        labels = data.y_train[order]
+        if self.num_attackers or self.dp is not None:
+            self._attack_rng, dp_rng = rng.spawn(2)
+            self.malicious = choose_attackers(self._attack_rng, self.poisoning, self.num_devices)
+            if self.poisoning.attack == "label-flip":
+                labels = flip_labels(
+                    labels, cfg.num_classes, self.malicious, part.counts, part.offsets
+                )
+            if self.dp is not None:
+                self.dp.reset(dp_rng)
+        if self.quantum_noise.shots is not None:  # spawning draws nothing from rng
+            (self._shot_rng,) = rng.spawn(1)
         self.trainer = LocalTrainer(
             model,
             model.encode(data.x_train[order]),
-            torch.as_tensor(data.y_train[order]),
+            torch.as_tensor(labels),
             part.counts,
             part.offsets,
             local_epochs=cfg.local_epochs,
@@ -161,22 +234,72 @@ class FederatedLearner:
             return self.trainer.train(self.global_params, self._rng)
 
     def aggregate(self, local_params: torch.Tensor, delivered: np.ndarray) -> None:
-        """Replace the global model by the aggregate of the delivered updates."""
+        """Replace the global model by the aggregate of the delivered updates.
+
+        With attackers or DP: malicious rows are poisoned, honest rows clipped (and
+        noised locally), then the rule (or central DP's noisy mean) aggregates the
+        delivered rows and the round is charged to the privacy accountant.
+        """
         self._check_reset()
-        new = aggregate(
-            local_params.detach().to(torch.float64).numpy(),
-            self.partition.counts.astype(float),
-            np.asarray(delivered),
-            self.global_params.numpy(),
-            rule=self.config.aggregation,
-        )
+        local = local_params.detach().to(torch.float64).numpy()
+        delivered = np.asarray(delivered)
+        if self.quantum_noise.qubit_budget is not None:  # too few qubits: no update
+            delivered = delivered & self.capable
+        rule = self.config.aggregation
+        options = self.poisoning.rule_options(rule)
+        glob = self.global_params.numpy()
+        dp = self.dp
+        if not self.num_attackers and dp is None:
+            new = aggregate(
+                local,
+                self.partition.counts.astype(float),
+                delivered,
+                glob,
+                rule=rule,
+                **options,
+            )
+            self.global_params = torch.from_numpy(new)
+            return
+        deltas = local - glob
+        if self.num_attackers and self.poisoning.update_attack:
+            p = self.poisoning
+            deltas = poison_updates(
+                deltas, self.malicious, p.attack, p.attack_scale, self._attack_rng
+            )
+        if dp is not None:  # model poisoners skip the honest client's clipping and noise
+            follows = ~self.malicious if self.poisoning.update_attack else np.ones_like(delivered)
+            deltas = dp.privatize(deltas, follows)
+        if dp is not None and dp.central:
+            new = glob + dp.noisy_mean(deltas, delivered)
+        else:
+            weights = self.partition.counts.astype(float)
+            new = aggregate(glob + deltas, weights, delivered, glob, rule=rule, **options)
+        if dp is not None:
+            dp.account(delivered)
         self.global_params = torch.from_numpy(new)
+
+    @property
+    def dp_epsilon(self) -> float | None:
+        """Largest device-level epsilon at ``dp_delta`` so far (None without DP)."""
+        return None if self.dp is None else self.dp.epsilon
+
+    @property
+    def dp_epsilon_per_device(self) -> np.ndarray | None:
+        """Each device's epsilon at ``dp_delta`` so far, (K,) (None without DP)."""
+        return None if self.dp is None else self.dp.epsilon_per_device
 
     def evaluate(self) -> tuple[float, float]:
         """Test loss (nats) and accuracy of the global model."""
         self._check_reset()
         with torch_threads(self.config.torch_threads):
-            return evaluate(self.model, self.global_params, self._test_inputs, self._test_labels)
+            return evaluate(
+                self.model,
+                self.global_params,
+                self._test_inputs,
+                self._test_labels,
+                self.quantum_noise.shots,
+                self._shot_rng,
+            )
 
     def run_round(self, delivered: np.ndarray) -> RoundResult:
         """One round: broadcast, local training, aggregation of ``delivered`` (K,), test."""
@@ -190,6 +313,8 @@ class FederatedLearner:
         self.aggregate(local_params, delivered)
         loss, acc = self.evaluate()
         self.round += 1
+        if self.quantum_noise.qubit_budget is not None:
+            delivered = delivered & self.capable
         return RoundResult(delivered.copy(), local_loss, loss, acc)
 
     def _check_reset(self) -> None:

@@ -284,6 +284,10 @@ class StatevectorVQC:
         probs = torch.view_as_real(psi).square().sum(-1)
         return probs @ self._zsign
 
+    def probabilities(self, params: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Born probabilities of all basis states, ``(K, B, D)`` (for shot sampling)."""
+        return torch.view_as_real(self.evolve(params, states)).square().sum(-1)
+
     def logits(self, params: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """Class scores ``(K, B, C)``."""
         return self.spec.logits(params, self.expvals(params, states))

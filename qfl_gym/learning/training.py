@@ -192,10 +192,17 @@ class LocalTrainer:
         opt = OPTIMIZER_CLASSES[self.optimizer](tuple(theta.shape), self.learning_rate, dtype)
         loss_sum = torch.zeros(K, dtype=dtype)
         logits_fn = self.model.logits
+        chunk = self._devices_per_pass()
         for _ in range(self.local_epochs):
             idx = self._epoch_indices(rng)
             for s in range(self.steps_per_epoch):
                 batch = idx[s]
+                if chunk is not None:
+                    grad, per_device = self._chunked_gradient(theta, batch, s, chunk)
+                    with torch.no_grad():
+                        opt.step(theta, grad, self._active[s])
+                        loss_sum += per_device
+                    continue
                 ce = cross_entropy(logits_fn(theta, self.inputs[batch]), self.labels[batch])
                 per_device = (ce * self._weight[s]).sum(dim=1)
                 total = (per_device * self._inv_count[s]).sum()
@@ -205,6 +212,36 @@ class LocalTrainer:
                     loss_sum += per_device.detach()
         local_loss = (loss_sum / torch.as_tensor(self.counts * self.local_epochs)).numpy()
         return theta.detach(), local_loss.astype(np.float64)
+
+    def _devices_per_pass(self) -> int | None:
+        """Devices per forward/backward pass if the model splits passes (else None)."""
+        per_pass = getattr(self.model, "devices_per_pass", None)
+        if per_pass is None:
+            return None
+        chunk = int(per_pass(self.batch_size))
+        return chunk if chunk < self.num_devices else None
+
+    def _chunked_gradient(
+        self, theta: torch.Tensor, batch: torch.Tensor, s: int, chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient ``(K, P)`` and summed losses (K,) of step ``s``, ``chunk`` devices per pass.
+
+        The total loss is a sum over devices, so each row of the gradient is one
+        device's own: passes over device slices give the same gradient with memory
+        bounded by the slice (the density-matrix path of wide circuits).
+        """
+        grads, losses = [], []
+        for a in range(0, self.num_devices, chunk):
+            sl = slice(a, a + chunk)
+            th = theta[sl].detach().requires_grad_(True)
+            ce = cross_entropy(
+                self.model.logits(th, self.inputs[batch[sl]]), self.labels[batch[sl]]
+            )
+            per_device = (ce * self._weight[s, sl]).sum(dim=1)
+            (g,) = torch.autograd.grad((per_device * self._inv_count[s, sl]).sum(), th)
+            grads.append(g)
+            losses.append(per_device.detach())
+        return torch.cat(grads), torch.cat(losses)
 
     @torch.no_grad()
     def shard_loss(self, params: torch.Tensor) -> np.ndarray:
@@ -219,13 +256,47 @@ class LocalTrainer:
 
 @torch.no_grad()
 def evaluate(
-    model: VQCModel, params: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
+    model: VQCModel,
+    params: torch.Tensor,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    shots: int | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of one model ``params`` (P,) on a dataset."""
+    """Mean cross-entropy and accuracy of one model ``params`` (P,) on a dataset.
+
+    With ``shots``, every sample's ``<Z_q>`` is estimated from ``shots`` measurements
+    drawn with ``rng`` from the circuit's exact probabilities
+    (:func:`qfl_gym.learning.noise.sample_expvals`); otherwise they are exact.
+    """
+    if shots is not None:
+        logits = _shot_logits(model, params.to(model.dtype)[None], inputs[None], shots, rng)[0]
+        loss = cross_entropy(logits, labels).mean()
+        accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean()
+        return float(loss), float(accuracy)
     logits = model.logits(params.to(model.dtype)[None], inputs[None])[0]
     loss = cross_entropy(logits, labels).mean()
     accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean()
     return float(loss), float(accuracy)
+
+
+def _shot_logits(
+    model: Any,
+    params: torch.Tensor,
+    inputs: torch.Tensor,
+    shots: int,
+    rng: np.random.Generator | None,
+) -> torch.Tensor:
+    """Class scores ``(K, B, C)`` from shot estimates of the measured ``<Z_q>``."""
+    from qfl_gym.learning.noise import marginal_probabilities, sample_expvals
+
+    if rng is None:
+        raise ValueError("shots need a numpy Generator rng for the measurement draws")
+    spec = model.spec
+    probs = model.probabilities(params, inputs).detach().to(torch.float64).numpy()
+    marginal = marginal_probabilities(probs, spec.n_qubits, spec.num_measured)
+    expvals = torch.as_tensor(sample_expvals(marginal, shots, rng), dtype=params.dtype)
+    return spec.logits(params, expvals)
 
 
 @contextmanager
@@ -247,13 +318,27 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def make_model(spec: VQCSpec, backend: str = "torch", precision: str = "single") -> Any:
-    """The simulator for ``backend``: the fast path or a PennyLane device."""
+def make_model(
+    spec: VQCSpec, backend: str = "torch", precision: str = "single", noise: Any = None
+) -> Any:
+    """The simulator for ``backend``: the fast path or a PennyLane device.
+
+    With ``noise`` channels on (a :class:`~qfl_gym.learning.noise.QuantumNoiseConfig`),
+    ``backend="torch"`` is the batched density-matrix path
+    (:class:`~qfl_gym.learning.density.DensityMatrixVQC`) and ``"default.mixed"`` the
+    PennyLane reference; pure-state PennyLane devices raise ``ValueError``.
+    """
+    noisy = noise is not None and noise.channels_on
     if backend == "torch":
         from qfl_gym.learning.model import TORCH_DTYPES
+
+        if noisy:
+            from qfl_gym.learning.density import DensityMatrixVQC
+
+            return DensityMatrixVQC(spec, noise, TORCH_DTYPES[precision])
         from qfl_gym.learning.statevector import StatevectorVQC
 
         return StatevectorVQC(spec, TORCH_DTYPES[precision])
     from qfl_gym.learning.circuit import PennyLaneVQC
 
-    return PennyLaneVQC(spec, device=backend)
+    return PennyLaneVQC(spec, device=backend, noise=noise if noisy else None)

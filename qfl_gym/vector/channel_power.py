@@ -132,6 +132,12 @@ class ChannelPowerVectorEnv(VectorEnv):
                 f"{overrides['max_episode_steps']!r})"
             )
         self.config = cfg = uplink_config(scenario, **overrides)
+        if cfg.num_eavesdroppers:  # not modelled here: refuse rather than ignore them
+            raise ValueError(
+                f"num_eavesdroppers={cfg.num_eavesdroppers}: the native vector env does not "
+                "model eavesdroppers; use gym.make_vec(..., vectorization_mode='sync') "
+                "(ChannelPowerEnv copies) for the secrecy options"
+            )
         if render_mode is not None:
             raise ValueError(
                 f"ChannelPowerVectorEnv does not render; render_mode must be None, "

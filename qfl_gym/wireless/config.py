@@ -30,10 +30,14 @@ from qfl_gym.wireless.propagation import (
 )
 
 FADING_MODELS = ("rayleigh", "rician")
+#: How a passive eavesdropper decodes the devices (see qfl_gym.wireless.secrecy).
+EAVESDROPPER_DECODING = ("sic", "interference", "genie")
 
 MAX_DEVICES = 1024
 MAX_SUBCHANNELS = 64
 MAX_POWER_LEVELS = 64
+MAX_EAVESDROPPERS = 64
+MAX_EAVESDROPPER_RANGE_M = 1e5
 
 
 def param(default: Any, unit: str, doc: str, source: str = "") -> Any:
@@ -85,6 +89,33 @@ class UplinkConfig:
     energy_weight: float = param(0.0, "(Mbit/s)/J", "reward penalty per joule transmitted")
     outage_penalty: float = param(0.0, "Mbit/s", "reward penalty per device in outage")
     horizon: int = param(100, "steps", "episode length (truncation)")
+    # ----------------------------------------- eavesdropping (qfl_gym.wireless.secrecy)
+    num_eavesdroppers: int = param(
+        0,
+        "-",
+        "passive eavesdroppers E (0: none), dropped uniformly in the cell annulus at "
+        "every reset unless eavesdropper_positions_m is given",
+    )
+    eavesdropper_positions_m: tuple[tuple[float, float], ...] | None = param(
+        None,
+        "m",
+        "fixed eavesdropper positions (x, y), base station at the origin; sets num_eavesdroppers",
+    )
+    eavesdropper_noise_figure_db: float = param(
+        9.0, "dB", "eavesdropper receiver noise figure", "TR 36.814: UE noise figure 9 dB"
+    )
+    eavesdropper_decoding: str = param(
+        "sic",
+        "-",
+        "'sic': own SIC in descending received power (residual sic_residual); "
+        "'interference': co-channel devices are noise; 'genie': no interference",
+    )
+    secrecy_reward: bool = param(
+        False,
+        "-",
+        "ChannelPower-v0 reward: secrecy sum rate sum_k [r_k - r_k,eve]^+ instead of "
+        "the sum rate (needs eavesdroppers)",
+    )
 
     def __post_init__(self) -> None:
         check_int("num_devices", self.num_devices, low=1, high=MAX_DEVICES)
@@ -150,6 +181,51 @@ class UplinkConfig:
         check_float("energy_weight", self.energy_weight, low=0.0)
         check_float("outage_penalty", self.outage_penalty, low=0.0)
         check_int("horizon", self.horizon, low=1)
+        self._check_eavesdroppers()
+
+    def _check_eavesdroppers(self) -> None:
+        if self.eavesdropper_positions_m is not None:
+            pos = self.eavesdropper_positions_m
+            if isinstance(pos, str | bytes) or not hasattr(pos, "__iter__"):
+                raise ValueError(
+                    f"eavesdropper_positions_m must be a sequence of (x, y) pairs in m or "
+                    f"None, got {pos!r}"
+                )
+            pairs = []
+            for i, xy in enumerate(pos):
+                if isinstance(xy, str | bytes) or not hasattr(xy, "__len__") or len(xy) != 2:
+                    raise ValueError(
+                        f"eavesdropper_positions_m[{i}] must be an (x, y) pair in m, got {xy!r}"
+                    )
+                pairs.append(
+                    tuple(
+                        check_float(
+                            f"eavesdropper_positions_m[{i}][{j}]",
+                            v,
+                            low=-MAX_EAVESDROPPER_RANGE_M,
+                            high=MAX_EAVESDROPPER_RANGE_M,
+                        )
+                        for j, v in enumerate(xy)
+                    )
+                )
+            if not 1 <= len(pairs) <= MAX_EAVESDROPPERS:
+                raise ValueError(
+                    f"eavesdropper_positions_m must hold 1..{MAX_EAVESDROPPERS} positions "
+                    f"(None: no fixed positions), got {len(pairs)}"
+                )
+            object.__setattr__(self, "eavesdropper_positions_m", tuple(pairs))
+            object.__setattr__(self, "num_eavesdroppers", len(pairs))
+        check_int("num_eavesdroppers", self.num_eavesdroppers, low=0, high=MAX_EAVESDROPPERS)
+        check_float(
+            "eavesdropper_noise_figure_db", self.eavesdropper_noise_figure_db, low=0.0, high=30.0
+        )
+        check_choice("eavesdropper_decoding", self.eavesdropper_decoding, EAVESDROPPER_DECODING)
+        check_bool("secrecy_reward", self.secrecy_reward)
+        if self.secrecy_reward and not self.num_eavesdroppers:
+            raise ValueError(
+                "secrecy_reward=True needs eavesdroppers: set num_eavesdroppers >= 1 or "
+                "eavesdropper_positions_m"
+            )
 
     # ----------------------------------------------------------------- derived
     @cached_property
@@ -193,6 +269,8 @@ class UplinkConfig:
             {"p_min_dbm", "p_max_dbm", "num_power_levels"} & changes.keys()
         ):
             changes["power_levels_dbm"] = None
+        if "num_eavesdroppers" in changes and "eavesdropper_positions_m" not in changes:
+            changes["eavesdropper_positions_m"] = None  # a count: randomly dropped ones
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +309,12 @@ UPLINK_PRESETS: dict[str, UplinkConfig] = {
         energy_weight=200.0,
         outage_penalty=1.0,
         sic_residual=0.02,
+    ),
+    # Two passive eavesdroppers at fixed positions inside the cell (one 150 m east, one
+    # 250 m north-west of the base station); the reward is the secrecy sum rate.
+    "secrecy": UplinkConfig(
+        eavesdropper_positions_m=((150.0, 0.0), (-175.0, 175.0)),
+        secrecy_reward=True,
     ),
 }
 
