@@ -205,10 +205,19 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
     report = (folder / "report.md").read_text()
     table = [ln for ln in report.splitlines() if ln.startswith("| ")]
     agents_in_table = [ln.split("|")[1].strip() for ln in table[1:]]
-    assert agents_in_table == ["qaoa", "sca", "greedy", "random", "exhaustive", "ppo"]
+    assert agents_in_table == [
+        "qaoa",
+        "qaoa@deliveries",
+        "sca",
+        "local-search@deliveries",
+        "greedy",
+        "random",
+        "exhaustive",
+        "ppo",
+    ]
     assert "## Package versions" in report and "wall time" in report
     with (folder / "steps.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 6 * 2 * 3
+        assert len(list(csv.DictReader(fh))) == 8 * 2 * 3
     # the second run reuses the cached PPO policy and never touches the first folder
     before = sorted(p.name for p in folder.iterdir())
     code, text = run(

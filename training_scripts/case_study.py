@@ -8,7 +8,11 @@ global model converges. This job runs that comparison on ``qfl_gym/QFL-v0``:
 
 - agents: QAOA (BCD), SCA, greedy, random, exhaustive search where the search space is
   small enough, and a PPO policy trained in the run (or reused from an earlier run's
-  cache, or given with ``--ppo-model``);
+  cache, or given with ``--ppo-model``). The optimizers maximize ``info["problem"]``'s
+  objective: the sum rate, as in the reference study; ``name@deliveries`` runs one
+  with QFL-v0's ``objective="deliveries"`` instead (the expected number of updates
+  delivered on time), because in this model a sum-rate optimum concentrates the rate on
+  a few strong devices and does not deliver more updates;
 - every agent plays the same seeded episodes of R federated rounds (identical channel
   realizations, data partitions and model initialization per seed);
 - outputs, in a new folder ``results/case-study-<timestamp>/``: ``steps.csv`` (one row
@@ -45,7 +49,19 @@ from training_scripts.results import (
 from training_scripts.rollout import run_agents
 
 ENV_ID = "qfl_gym/QFL-v0"
-OPTIMIZER_AGENTS = ("qaoa", "sca", "greedy", "random", "exhaustive")
+#: ``name@objective`` runs an optimizer on QFL-v0 with that ``objective`` (what
+#: ``info["problem"].reward`` measures): "sum-rate" (the reference study's) or
+#: "deliveries" (expected timely deliveries); a bare name uses the scenario's objective.
+DEFAULT_AGENTS = (
+    "qaoa",
+    "qaoa@deliveries",
+    "sca",
+    "local-search@deliveries",
+    "greedy",
+    "random",
+    "exhaustive",
+    "ppo",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class CaseStudyConfig:
     scenario: str = "case-study"
     seeds: tuple[int, ...] = (0, 1, 2)
     rounds: int = 30
-    agents: tuple[str, ...] = (*OPTIMIZER_AGENTS, "ppo")
+    agents: tuple[str, ...] = DEFAULT_AGENTS
     ppo_timesteps: int = 1200
     ppo_model: str | None = None
     exhaustive_limit: int = 2**22
@@ -69,13 +85,26 @@ class CaseStudyConfig:
         if self.ppo_timesteps < 1:
             raise ValueError(f"ppo_timesteps must be >= 1, got {self.ppo_timesteps}")
         import agents
+        from qfl_gym.envs.qfl_scenario import OBJECTIVES
 
         valid = (*agents.available(), "ppo")
-        unknown = [a for a in self.agents if a not in valid]
+        unknown = [a for a in self.agents if split_agent(a)[0] not in valid]
         if unknown:
             raise ValueError(f"unknown agent(s) {unknown}; valid: {', '.join(valid)}")
+        bad = [a for a in self.agents if split_agent(a)[1] not in (None, *OBJECTIVES)]
+        if bad:
+            raise ValueError(
+                f"unknown objective in {bad}; use name@objective with objective one of "
+                f"{', '.join(OBJECTIVES)}"
+            )
         if not self.agents:
             raise ValueError("agents must list at least one agent")
+
+
+def split_agent(spec: str) -> tuple[str, str | None]:
+    """``"qaoa@deliveries"`` -> ``("qaoa", "deliveries")``; ``"sca"`` -> ``("sca", None)``."""
+    name, _, objective = spec.partition("@")
+    return name, objective or None
 
 
 CASE_STUDY_PRESETS: dict[str, CaseStudyConfig] = {
@@ -175,7 +204,8 @@ def _agent_factories(
 
     problem = probe_env.unwrapped.problem
     factories: dict[str, Callable] = {}
-    for name in cfg.agents:
+    for spec in cfg.agents:
+        name = split_agent(spec)[0]
         if name == "exhaustive":
             size = problem.num_assignments
             if size > cfg.exhaustive_limit:
@@ -185,14 +215,14 @@ def _agent_factories(
                     f"{float(size):.3g} assignments exceed the limit {cfg.exhaustive_limit:,}."
                 )
                 continue
-            factories[name] = lambda env: agents.make(
+            factories[spec] = lambda env: agents.make(
                 "exhaustive", env, max_assignments=cfg.exhaustive_limit
             )
         elif name == "ppo":
             path = ppo_path
-            factories["ppo"] = lambda env, _p=path: agents.make("sb3", env, path=str(_p))
+            factories[spec] = lambda env, _p=path: agents.make("sb3", env, path=str(_p))
         else:
-            factories[name] = lambda env, _n=name: agents.make(_n, env)
+            factories[spec] = lambda env, _n=name: agents.make(_n, env)
     return factories
 
 
@@ -221,7 +251,7 @@ def run_case_study(
     notes: list[str] = []
     walls: dict[str, float] = {}
     ppo_path = None
-    if "ppo" in cfg.agents:
+    if any(split_agent(a)[0] == "ppo" for a in cfg.agents):
         t = time.perf_counter()
         ppo_path = train_or_reuse_ppo(cfg, env_kwargs, Path(results_base) / ".ppo-cache", notes)
         walls["ppo training"] = time.perf_counter() - t
@@ -229,11 +259,16 @@ def run_case_study(
     for factory in factories.values():  # fail fast (mismatched spaces etc.)
         factory(probe)
     t = time.perf_counter()
-    rows = run_agents(
-        lambda: gym.make(ENV_ID, **env_kwargs), factories, cfg.seeds, 1, None, progress
-    )
+    rows = []
+    for objective in dict.fromkeys(split_agent(a)[1] for a in factories):
+        group = {a: f for a, f in factories.items() if split_agent(a)[1] == objective}
+        kwargs = env_kwargs if objective is None else {**env_kwargs, "objective": objective}
+        rows += run_agents(
+            lambda _k=kwargs: gym.make(ENV_ID, **_k), group, cfg.seeds, 1, None, progress
+        )
     walls["evaluation"] = time.perf_counter() - t
-    summaries = summarize(rows)
+    order = {a: i for i, a in enumerate(cfg.agents)}
+    summaries = sorted(summarize(rows), key=lambda s: order[s.agent])
     files = {
         "steps_csv": out / "steps.csv",
         "summary_csv": out / "summary.csv",

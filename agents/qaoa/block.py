@@ -235,7 +235,8 @@ class Block:
         """Reward contribution (Mbit/s) of sub-channel ``n`` for block states ``(C, m)``.
 
         ``states[c, i]`` is 0 if block device ``i`` is not on ``n``, else ``1 + level``.
-        Includes the fixed devices on ``n``: their rates, energy and outage.
+        Includes the fixed devices on ``n``: every term of
+        :meth:`~qfl_gym.wireless.problem.AllocationProblem.device_rewards`.
         """
         p = self.problem
         states = np.asarray(states, dtype=np.int64).reshape(-1, self.num_devices)
@@ -257,13 +258,9 @@ class Block:
         sinr = noma.sic_sinr(
             rx, np.zeros((C, J), dtype=np.int64), p.noise_w[n : n + 1], p.sic_residual
         )
-        rate = noma.rates_bps(sinr, p.bandwidth_hz) * present
-        out = rate.sum(axis=1) * 1e-6
-        if p.energy_weight:
-            out -= p.energy_weight * p.slot_s * tx.sum(axis=1)
-        if p.outage_penalty:
-            out -= p.outage_penalty * (present & (rate < p.min_rate_bps)).sum(axis=1)
-        return out
+        rate = noma.rates_bps(sinr, p.bandwidth_hz)
+        # the problem's own per-device objective terms, counted for present devices
+        return (p.device_rewards(rate, sinr, tx) * present).sum(axis=1)
 
     def _states(self, n: int) -> np.ndarray:
         """``(m, M)`` state of each option on sub-channel ``n`` (0 absent, 1 + level)."""

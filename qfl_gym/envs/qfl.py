@@ -6,6 +6,7 @@ this module (the env is registered by a string entry point).
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from gymnasium import spaces
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.channel_power import allocation_image
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
-from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
+from qfl_gym.envs.qfl_scenario import DELIVERIES_RATE_WEIGHT, QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, RoundResult
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.delivery import (
@@ -30,6 +31,26 @@ from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 #: loss features are ``loss / ln(C)`` (1 = a uniform guess), capped at this value
 LOSS_FEATURE_BOUND = 16.0
+
+
+def problem_constants(sc: QFLScenario) -> ProblemConstants:
+    """Constants of QFL-v0's ``info["problem"]``: the uplink's, plus the objective.
+
+    ``objective="deliveries"`` makes the problem's reward the expected number of updates
+    delivered on time, ``sum_k [S / r_k <= T_max] exp(-m / SINR_k)``, plus 0.01 x the
+    sum rate in Mbit/s as a tie-break.
+    """
+    const = ProblemConstants.from_config(sc.uplink)
+    if sc.objective == "deliveries":
+        const = dataclasses.replace(
+            const,
+            rate_weight=DELIVERIES_RATE_WEIGHT,
+            delivery_weight=1.0,
+            update_bits=float(sc.uplink.update_bits),
+            deadline_s=float(sc.deadline_s),
+            waterfall_m=sc.waterfall_threshold,
+        )
+    return const
 
 
 class QFLEnv(gym.Env):
@@ -196,7 +217,7 @@ class QFLEnv(gym.Env):
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
-        self._constants = ProblemConstants.from_config(cfg)
+        self._constants = problem_constants(sc)
         self.learner = FederatedLearner(
             sc.learning,
             K,

@@ -52,7 +52,13 @@ ROUND_FIELDS = (
     "energy_cost",
     "target_accuracy",
     "secure_upload",
+    "objective",
 )
+
+#: What ``info["problem"].reward`` (the optimizer agents' objective) measures.
+OBJECTIVES = ("sum-rate", "deliveries")
+#: Weight of the sum rate (per Mbit/s) in the "deliveries" objective: a tie-break.
+DELIVERIES_RATE_WEIGHT = 0.01
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,13 @@ class QFLScenario:
     target_accuracy: float | None = param(
         None, "-", "terminate the episode once the global test accuracy reaches it"
     )
+    objective: str = param(
+        "sum-rate",
+        "-",
+        "objective of info['problem'] (what optimizer agents maximize): 'sum-rate' "
+        "(Mbit/s, the reference study's) or 'deliveries' (expected timely deliveries "
+        "+ 0.01 x sum rate in Mbit/s)",
+    )
     secure_upload: bool = param(
         False,
         "-",
@@ -144,6 +157,7 @@ class QFLScenario:
         check_float("waterfall_threshold_db", self.waterfall_threshold_db, low=-50.0, high=50.0)
         check_bool("packet_errors", self.packet_errors)
         check_choice("reward", self.reward, REWARDS)
+        check_choice("objective", self.objective, OBJECTIVES)
         check_float("energy_cost", self.energy_cost, low=0.0)
         if self.target_accuracy is not None:
             check_float(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from qfl_gym.wireless import noma
+from qfl_gym.wireless.delivery import delivery_probability
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +30,12 @@ class ProblemConstants:
     slot_s: float
     energy_weight: float
     outage_penalty: float
+    # objective weights beyond the sum rate (QFL-v0 objective="deliveries")
+    rate_weight: float = 1.0
+    delivery_weight: float = 0.0
+    update_bits: float = 1.0
+    deadline_s: float = 1.0
+    waterfall_m: float = 0.0
 
     @classmethod
     def from_config(cls, config: Any) -> ProblemConstants:
@@ -67,7 +74,17 @@ class ProblemConstants:
             self.slot_s,
             self.energy_weight,
             self.outage_penalty,
+            self.rate_weight,
+            self.delivery_weight,
+            self.update_bits,
+            self.deadline_s,
+            self.waterfall_m,
         )
+
+    @property
+    def sum_rate_only(self) -> bool:
+        """True when the objective is ``rate_weight * sum rate`` alone."""
+        return not (self.energy_weight or self.outage_penalty or self.delivery_weight)
 
     def equals(self, other: ProblemConstants) -> bool:
         return all(
@@ -98,6 +115,15 @@ class AllocationProblem:
         Reward penalty per joule, (Mbit/s)/J.
     outage_penalty : float
         Reward penalty per device in outage, Mbit/s.
+    rate_weight : float
+        Weight of the sum rate in the objective, per Mbit/s (1 by default).
+    delivery_weight : float
+        Objective per expected timely delivery of an update (0 by default): device k
+        delivers with probability ``[update_bits / r_k <= deadline_s] exp(-m / SINR_k)``
+        (:func:`qfl_gym.wireless.delivery.delivery_probability`).
+    update_bits, deadline_s, waterfall_m : float
+        Update size (bit), upload deadline (s) and linear waterfall threshold ``m`` of
+        that delivery probability.
 
     Notes
     -----
@@ -118,6 +144,11 @@ class AllocationProblem:
         slot_s: float = 1.0,
         energy_weight: float = 0.0,
         outage_penalty: float = 0.0,
+        rate_weight: float = 1.0,
+        delivery_weight: float = 0.0,
+        update_bits: float = 1.0,
+        deadline_s: float = 1.0,
+        waterfall_m: float = 0.0,
     ) -> None:
         gains = np.array(gains, dtype=float)
         if gains.ndim != 2 or 0 in gains.shape:
@@ -148,6 +179,11 @@ class AllocationProblem:
             float(slot_s),
             float(energy_weight),
             float(outage_penalty),
+            float(rate_weight),
+            float(delivery_weight),
+            float(update_bits),
+            float(deadline_s),
+            float(waterfall_m),
         )
         self._init(gains, const)
 
@@ -282,24 +318,43 @@ class AllocationProblem:
         return self._c.power_levels_w.take(np.asarray(power_levels)) * self._c.slot_s
 
     def reward(self, channels: Any, power_levels: Any) -> np.ndarray | float:
-        """The environment's reward for assignments (same shapes as :meth:`sum_rate`).
+        """The allocation objective of assignments (same shapes as :meth:`sum_rate`).
 
-        ``sum_rate / 1e6 - energy_weight * sum(energy_j) - outage_penalty * #outage``,
-        in Mbit/s. Equals ``sum_rate / 1e6`` unless the scenario prices energy or
-        outage.
+        ``sum_k u_k`` with the per-device terms of :meth:`device_rewards`. By default
+        (and always for ChannelPower-v0) this is the environment's reward,
+        ``sum_rate / 1e6 - energy_weight * sum(energy_j) - outage_penalty * #outage`` in
+        Mbit/s; it equals ``sum_rate / 1e6`` unless energy, outage or deliveries are
+        priced. Optimizer agents maximize it.
         """
         const = self._c
-        if not (const.energy_weight or const.outage_penalty):
-            return self.sum_rate(channels, power_levels) * 1e-6
-        r = self.rates(channels, power_levels)
-        value = allocation_reward(
-            r.sum(axis=-1),
-            self.energy_j(power_levels),
-            r < const.min_rate_bps,
-            const.energy_weight,
-            const.outage_penalty,
-        )
+        if const.sum_rate_only:
+            return self.sum_rate(channels, power_levels) * (1e-6 * const.rate_weight)
+        c, p = self.check_assignment(channels, power_levels)
+        sinr = noma.sic_sinr(self._received(c, p), c, const.noise_w, const.sic_residual)
+        rate = noma.rates_bps(sinr, const.bandwidth_hz)
+        value = self.device_rewards(rate, sinr, const.power_levels_w.take(p)).sum(axis=-1)
         return float(value) if np.ndim(value) == 0 else value
+
+    def device_rewards(
+        self, rate_bps: np.ndarray, sinr: np.ndarray, power_w: np.ndarray
+    ) -> np.ndarray:
+        """Each device's share of :meth:`reward` (the objective is their sum).
+
+        ``u_k = rate_weight r_k / 1e6 - energy_weight p_k slot_s
+        - outage_penalty [r_k < min_rate] + delivery_weight P(deliver_k)``.
+        Arrays share any shape with a trailing device axis; ``power_w`` in W.
+        """
+        const = self._c
+        u = rate_bps * (1e-6 * const.rate_weight)
+        if const.energy_weight:
+            u = u - const.energy_weight * const.slot_s * power_w
+        if const.outage_penalty:
+            u = u - const.outage_penalty * (rate_bps < const.min_rate_bps)
+        if const.delivery_weight:
+            u = u + const.delivery_weight * delivery_probability(
+                rate_bps, sinr, const.update_bits, const.deadline_s, const.waterfall_m
+            )
+        return u
 
     def outcome(self, channels: Any, power_levels: Any) -> dict[str, Any]:
         """What one assignment (K,) achieves on this realization.
@@ -326,11 +381,10 @@ class AllocationProblem:
         sum_rate = sum(rate.tolist())
         energy = power * const.slot_s
         outage = rate < const.min_rate_bps
-        reward = sum_rate * 1e-6
-        if const.energy_weight or const.outage_penalty:
-            reward = allocation_reward(
-                reward * 1e6, energy, outage, const.energy_weight, const.outage_penalty
-            )
+        if const.sum_rate_only:
+            reward = sum_rate * (1e-6 * const.rate_weight)
+        else:
+            reward = float(self.device_rewards(rate, sinr, power).sum())
         sinr_db = np.maximum(sinr, 1e-30, out=sinr)
         np.log10(sinr_db, out=sinr_db)
         sinr_db *= 10.0
