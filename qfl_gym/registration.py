@@ -34,5 +34,10 @@ def register_envs() -> None:
             vector_entry_point="qfl_gym.vector.channel_power:ChannelPowerVectorEnv",
         )
     if QFL_ID not in registry:
-        # string entry point: torch is imported only when the env is made
-        gym.register(id=QFL_ID, entry_point="qfl_gym.envs.qfl:QFLEnv")
+        # string entry points: torch is imported only when the env is made
+        gym.register(
+            id=QFL_ID,
+            entry_point="qfl_gym.envs.qfl:QFLEnv",
+            # native VectorEnv training every sub-env's devices as one batch (issue 7)
+            vector_entry_point="qfl_gym.vector.qfl:QFLVectorEnv",
+        )

@@ -136,3 +136,72 @@ def test_wraps_an_instance_renders_and_copies():
         np.testing.assert_array_equal(x, y)
     assert a[1] == b[1]
     assert "sub-channel 0" in env.render()
+
+
+def random_joint_actions(env, rng):
+    """One (sub-channel, power level) per agent, from a seeded generator."""
+    N, L = env.action_space(env.possible_agents[0]).nvec
+    return {a: np.array([rng.integers(N), rng.integers(L)]) for a in env.agents}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"energy_weight": 2.0, "outage_penalty": 0.5, "min_rate_bps": 2e6}],
+    ids=["secrecy", "secrecy-penalized"],
+)
+def test_individual_rewards_share_the_secrecy_sum_rate_when_it_is_the_reward(kwargs):
+    # ChannelPower-v0's secrecy preset rewards the secrecy sum rate: the shares follow it
+    solo = DeviceParallelEnv(ENV_ID, scenario="secrecy", reward="individual", **kwargs)
+    single = gym.make(ENV_ID, scenario="secrecy", **kwargs)
+    assert solo.secrecy_shares
+    assert not DeviceParallelEnv(ENV_ID, scenario="default").secrecy_shares
+    solo.reset(seed=8)
+    single.reset(seed=8)
+    rng = np.random.default_rng(0)
+    gaps = []
+    for _ in range(6):
+        actions = random_joint_actions(solo, rng)
+        joint = np.array([actions[a] for a in solo.possible_agents])
+        _, r_solo, *_ = solo.step(actions)
+        _, reward, _, _, info = single.step(np.concatenate([joint[:, 0], joint[:, 1]]))
+        shares = np.array([r_solo[a] for a in solo.possible_agents])
+        assert shares.sum() == pytest.approx(reward, rel=1e-9, abs=1e-12)
+        penalty = kwargs.get("energy_weight", 0.0) * info["energy_j"]
+        penalty = penalty + kwargs.get("outage_penalty", 0.0) * info["outage"]
+        expected = info["secrecy_rate_bps"] * 1e-6 - penalty
+        np.testing.assert_allclose(shares, expected, rtol=1e-9, atol=1e-12)
+        gaps.append(np.abs(info["rate_bps"] - info["secrecy_rate_bps"]).max())
+    assert max(gaps) > 0  # eavesdroppers took rate: shares of r_k would not sum up
+
+
+def test_qfl_secrecy_sum_rate_reward_gives_secrecy_shares():
+    single = gym.make("qfl_gym/QFL-v0", scenario="secrecy", reward="secrecy-sum-rate", rounds=2)
+    solo = DeviceParallelEnv(single, reward="individual")
+    assert solo.secrecy_shares
+    assert not DeviceParallelEnv("qfl_gym/QFL-v0", scenario="secrecy", rounds=2).secrecy_shares
+    twin = gym.make("qfl_gym/QFL-v0", scenario="secrecy", reward="secrecy-sum-rate", rounds=2)
+    solo.reset(seed=1)
+    twin.reset(seed=1)
+    actions = random_joint_actions(solo, np.random.default_rng(1))
+    _, rewards, *_ = solo.step(actions)
+    joint = np.array([actions[a] for a in solo.possible_agents])
+    _, reward, _, _, info = twin.step(np.concatenate([joint[:, 0], joint[:, 1]]))
+    assert reward == pytest.approx(info["secrecy_sum_rate_bps"] * 1e-6, rel=1e-12)
+    shares = np.array([rewards[a] for a in solo.possible_agents])
+    np.testing.assert_allclose(shares, info["secrecy_rate_bps"] * 1e-6, rtol=1e-12)
+    assert shares.sum() == pytest.approx(info["secrecy_sum_rate_bps"] * 1e-6, rel=1e-9)
+
+
+def test_render_accepts_the_mode_rllib_passes():
+    env = DeviceParallelEnv(ENV_ID, scenario="small", render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render(None) == env.render("ansi") == env.render()
+    with pytest.raises(ValueError, match="render mode 'rgb_array'"):
+        env.render("rgb_array")
+    assert DeviceParallelEnv(ENV_ID, scenario="small").render(None) is None
+    pytest.importorskip("ray.rllib", reason="RLlib is the 'rllib' extra")
+    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+    wrapped = ParallelPettingZooEnv(DeviceParallelEnv(ENV_ID, scenario="small", render_mode="ansi"))
+    wrapped.reset(seed=0)
+    assert wrapped.render().startswith("t=0/")

@@ -25,6 +25,7 @@ account the round's privacy loss.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,14 @@ from qfl_gym.learning.model import VQCSpec
 from qfl_gym.learning.noise import QuantumNoiseConfig
 from qfl_gym.learning.partition import Partition, partition_samples
 from qfl_gym.learning.privacy import DPUpdates, PrivacyConfig, check_privacy_rule
-from qfl_gym.learning.training import LocalTrainer, evaluate, make_model, torch_threads
+from qfl_gym.learning.training import (
+    LocalTrainer,
+    StackedTrainer,
+    evaluate,
+    evaluate_stacked,
+    make_model,
+    torch_threads,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -303,15 +311,31 @@ class FederatedLearner:
 
     def run_round(self, delivered: np.ndarray) -> RoundResult:
         """One round: broadcast, local training, aggregation of ``delivered`` (K,), test."""
+        delivered = self._check_delivered(delivered)
+        local_params, local_loss = self.local_train()
+        return self._finish_round(local_params, local_loss, delivered)
+
+    def _check_delivered(self, delivered: Any) -> np.ndarray:
         delivered = np.asarray(delivered)
         if delivered.shape != (self.num_devices,) or delivered.dtype != np.bool_:
             raise ValueError(
                 f"delivered must be a bool array of shape ({self.num_devices},), got "
                 f"{delivered.dtype} {delivered.shape}"
             )
-        local_params, local_loss = self.local_train()
+        return delivered
+
+    def _finish_round(
+        self, local_params: torch.Tensor, local_loss: np.ndarray, delivered: np.ndarray
+    ) -> RoundResult:
+        """Steps 3-4 of a round after local training: aggregate, evaluate, count."""
         self.aggregate(local_params, delivered)
         loss, acc = self.evaluate()
+        return self._close_round(local_loss, delivered, loss, acc)
+
+    def _close_round(
+        self, local_loss: np.ndarray, delivered: np.ndarray, loss: float, acc: float
+    ) -> RoundResult:
+        """Count the round (its model aggregated and evaluated) and report it."""
         self.round += 1
         if self.quantum_noise.qubit_budget is not None:
             delivered = delivered & self.capable
@@ -320,3 +344,102 @@ class FederatedLearner:
     def _check_reset(self) -> None:
         if self.trainer is None:
             raise RuntimeError("call FederatedLearner.reset(rng) first")
+
+
+class LearnerBatch:
+    """Federated rounds of several independent learners, local training as one batch.
+
+    The learners (e.g. one per sub-environment of a vector env) must share their
+    task settings (one :class:`LearningConfig` and number of devices); their data,
+    partitions, models and generators are their own. :meth:`run_round` trains the
+    devices of every learner it is given in one :class:`StackedTrainer` pass per
+    minibatch step (each learner's minibatches still drawn from its own generator),
+    then aggregates and evaluates each learner on its own, exactly as
+    :meth:`FederatedLearner.run_round` does (privacy, poisoning, robust rules, shots
+    and qubit budgets included). So learner ``j`` ends the round where its own
+    ``run_round`` would put it, to floating-point rounding of the batched training.
+
+    Without measurement shots the new global models are also evaluated together
+    (:func:`~qfl_gym.learning.training.evaluate_stacked`, one pass over every
+    learner's test set); with shots each learner evaluates on its own (its own shot
+    generator).
+
+    The stacked trainer and test sets are cached and rebuilt when the set of learners
+    or one of their trainers changes (a learner's :meth:`FederatedLearner.reset`
+    replaces its trainer and data).
+    """
+
+    def __init__(self) -> None:
+        self._stacked: StackedTrainer | None = None
+        self._tests: tuple[tuple[torch.Tensor, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def run_round(
+        self, learners: Sequence[FederatedLearner], delivered: Sequence[np.ndarray]
+    ) -> list[RoundResult]:
+        """One round of every learner; ``delivered[j]`` (K,) bool is learner ``j``'s.
+
+        Returns
+        -------
+        list of RoundResult
+            One per learner, as its :meth:`FederatedLearner.run_round` returns it.
+        """
+        if len(learners) != len(delivered):
+            raise ValueError(
+                f"need one delivered mask per learner ({len(learners)}), got {len(delivered)}"
+            )
+        if not learners:
+            return []
+        if len(learners) == 1:  # nothing to stack
+            return [learners[0].run_round(delivered[0])]
+        masks = [
+            learner._check_delivered(d) for learner, d in zip(learners, delivered, strict=True)
+        ]
+        for learner in learners:
+            learner._check_reset()
+        config = learners[0].config
+        with torch_threads(config.torch_threads):
+            stacked = self._stack([learner.trainer for learner in learners])
+            trained = stacked.train(
+                [learner.global_params for learner in learners],
+                [learner._rng for learner in learners],
+            )
+            for learner, (params, _), mask in zip(learners, trained, masks, strict=True):
+                learner.aggregate(params, mask)
+            metrics = self._evaluate(learners)
+            return [
+                learner._close_round(loss, mask, *metric)
+                for learner, (_, loss), mask, metric in zip(
+                    learners, trained, masks, metrics, strict=True
+                )
+            ]
+
+    def _evaluate(self, learners: Sequence[FederatedLearner]) -> list[tuple[float, float]]:
+        """Test loss and accuracy of every learner's global model."""
+        inputs = tuple(learner._test_inputs for learner in learners)
+        if (
+            len(learners) == 1
+            or learners[0].quantum_noise.shots is not None
+            or len({tuple(x.shape) for x in inputs}) != 1
+        ):
+            return [learner.evaluate() for learner in learners]
+        cached = self._tests
+        if (
+            cached is None
+            or len(cached[0]) != len(inputs)
+            or any(a is not b for a, b in zip(cached[0], inputs, strict=True))
+        ):
+            labels = torch.stack([learner._test_labels for learner in learners])
+            cached = self._tests = (inputs, torch.stack(inputs), labels)
+        params = torch.stack([learner.global_params for learner in learners])
+        loss, acc = evaluate_stacked(learners[0].model, params, cached[1], cached[2])
+        return list(zip(loss.tolist(), acc.tolist(), strict=True))
+
+    def _stack(self, trainers: list[LocalTrainer]) -> StackedTrainer:
+        cached = self._stacked
+        if (
+            cached is None
+            or len(cached.parts) != len(trainers)
+            or any(a is not b for a, b in zip(cached.parts, trainers, strict=True))
+        ):
+            cached = self._stacked = StackedTrainer(trainers)
+        return cached

@@ -19,12 +19,21 @@ sum of the devices' minibatch-mean losses, so row ``k`` of the gradient is devic
   between rounds, as in FedAvg).
 - A device's reported *local training loss* is the mean cross-entropy of all the
   minibatches it processed in the round (each evaluated before its update).
+
+:class:`StackedTrainer` trains the devices of several :class:`LocalTrainer` (e.g. the
+K devices of each of n environments of a vector env) as one ``(n K, P)`` batch: one
+forward/backward pass per step for all of them, each row still its own device with
+its own shard, minibatch order (drawn from its own task's generator) and optimizer
+state, so every task gets the result its own trainer would give (to floating-point
+rounding).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -91,7 +100,147 @@ class BatchedAdam:
 OPTIMIZER_CLASSES = {"adam": BatchedAdam, "sgd": BatchedSGD}
 
 
-class LocalTrainer:
+class _RowTraining:
+    """The minibatch loop over a ``(rows, P)`` parameter tensor, one row per device.
+
+    Shared by :class:`LocalTrainer` (the K devices of one task) and
+    :class:`StackedTrainer` (the devices of several tasks). Subclasses set
+    ``model``, ``inputs``, ``labels``, ``counts`` (R,), ``num_devices`` (R),
+    ``local_epochs``, ``batch_size``, ``steps_per_epoch``, ``optimizer``,
+    ``learning_rate``, the per-step tensors ``_weight`` (S, R, B), ``_inv_count``
+    (S, R), ``_active`` (S, R, 1) and ``_device_of_sample`` (M,).
+    """
+
+    model: VQCModel
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    counts: np.ndarray
+    num_devices: int
+    local_epochs: int
+    batch_size: int
+    steps_per_epoch: int
+    optimizer: str
+    learning_rate: float
+    _weight: torch.Tensor
+    _inv_count: torch.Tensor
+    _active: torch.Tensor
+    _device_of_sample: torch.Tensor
+    #: per step, the rows to simulate (None: all); inactive rows have zero gradient
+    _step_rows: list[torch.Tensor | None] | None = None
+
+    @property
+    def samples_per_round(self) -> int:
+        """Training samples processed in one round (all devices, all epochs)."""
+        return int(self.counts.sum()) * self.local_epochs
+
+    def _train_rows(
+        self, start: torch.Tensor, epoch_indices: Callable[[], torch.Tensor]
+    ) -> tuple[torch.Tensor, np.ndarray]:
+        """E epochs from ``start`` (R, P); ``epoch_indices()`` gives each epoch's (S, R, B)."""
+        dtype = self.model.dtype
+        theta = start.to(dtype).clone().requires_grad_(True)
+        opt = OPTIMIZER_CLASSES[self.optimizer](tuple(theta.shape), self.learning_rate, dtype)
+        loss_sum = torch.zeros(theta.shape[0], dtype=dtype)
+        logits_fn = self.model.logits
+        chunk = self._devices_per_pass()
+        step_rows = self._step_rows
+        for _ in range(self.local_epochs):
+            idx = epoch_indices()
+            for s in range(self.steps_per_epoch):
+                batch = idx[s]
+                rows = None if step_rows is None else step_rows[s]
+                if rows is not None:
+                    grad, per_device = self._rows_gradient(theta, batch, s, rows, chunk)
+                    with torch.no_grad():
+                        opt.step(theta, grad, self._active[s])
+                        loss_sum += per_device
+                    continue
+                if chunk is not None:
+                    grad, per_device = self._chunked_gradient(theta, batch, s, chunk)
+                    with torch.no_grad():
+                        opt.step(theta, grad, self._active[s])
+                        loss_sum += per_device
+                    continue
+                ce = cross_entropy(logits_fn(theta, self.inputs[batch]), self.labels[batch])
+                per_device = (ce * self._weight[s]).sum(dim=1)
+                total = (per_device * self._inv_count[s]).sum()
+                (grad,) = torch.autograd.grad(total, theta)
+                with torch.no_grad():
+                    opt.step(theta, grad, self._active[s])
+                    loss_sum += per_device.detach()
+        local_loss = (loss_sum / torch.as_tensor(self.counts * self.local_epochs)).numpy()
+        return theta.detach(), local_loss.astype(np.float64)
+
+    def _devices_per_pass(self) -> int | None:
+        """Devices per forward/backward pass if the model splits passes (else None)."""
+        per_pass = getattr(self.model, "devices_per_pass", None)
+        if per_pass is None:
+            return None
+        chunk = int(per_pass(self.batch_size))
+        return chunk if chunk < self.num_devices else None
+
+    def _chunked_gradient(
+        self, theta: torch.Tensor, batch: torch.Tensor, s: int, chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient ``(K, P)`` and summed losses (K,) of step ``s``, ``chunk`` devices per pass.
+
+        The total loss is a sum over devices, so each row of the gradient is one
+        device's own: passes over device slices give the same gradient with memory
+        bounded by the slice (the density-matrix path of wide circuits).
+        """
+        grads, losses = [], []
+        for a in range(0, self.num_devices, chunk):
+            sl = slice(a, a + chunk)
+            th = theta[sl].detach().requires_grad_(True)
+            ce = cross_entropy(
+                self.model.logits(th, self.inputs[batch[sl]]), self.labels[batch[sl]]
+            )
+            per_device = (ce * self._weight[s, sl]).sum(dim=1)
+            (g,) = torch.autograd.grad((per_device * self._inv_count[s, sl]).sum(), th)
+            grads.append(g)
+            losses.append(per_device.detach())
+        return torch.cat(grads), torch.cat(losses)
+
+    def _rows_gradient(
+        self,
+        theta: torch.Tensor,
+        batch: torch.Tensor,
+        s: int,
+        rows: torch.Tensor,
+        chunk: int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradient ``(R, P)`` and summed losses (R,) of step ``s`` simulating only ``rows``.
+
+        The other rows are inactive at this step (weight 0): their gradient and loss
+        are zero, as a full pass would give, without simulating their circuits.
+        """
+        grad = torch.zeros(theta.shape, dtype=theta.dtype)
+        loss = torch.zeros(theta.shape[0], dtype=theta.dtype)
+        width = rows.numel() if chunk is None else chunk
+        for a in range(0, rows.numel(), width):
+            r = rows[a : a + width]
+            th = theta.detach().index_select(0, r).requires_grad_(True)
+            b = batch.index_select(0, r)
+            ce = cross_entropy(self.model.logits(th, self.inputs[b]), self.labels[b])
+            per_device = (ce * self._weight[s].index_select(0, r)).sum(dim=1)
+            total = (per_device * self._inv_count[s].index_select(0, r)).sum()
+            (g,) = torch.autograd.grad(total, th)
+            grad.index_copy_(0, r, g)
+            loss.index_copy_(0, r, per_device.detach())
+        return grad, loss
+
+    @torch.no_grad()
+    def shard_loss(self, params: torch.Tensor) -> np.ndarray:
+        """Mean cross-entropy of one model ``params`` (P,) on each device's shard, (K,)."""
+        p = params.to(self.model.dtype)[None]
+        ce = cross_entropy(self.model.logits(p, self.inputs[None]), self.labels[None])[0]
+        sums = torch.zeros(self.num_devices, dtype=ce.dtype).index_add_(
+            0, self._device_of_sample, ce
+        )
+        return (sums / torch.as_tensor(self.counts)).numpy().astype(np.float64)
+
+
+class LocalTrainer(_RowTraining):
     """Batched local training of K devices on their shards.
 
     Parameters
@@ -156,11 +305,6 @@ class LocalTrainer:
         self._active = torch.as_tensor((cnt > 0)[..., None], dtype=dtype)  # (S, K, 1)
         self._device_of_sample = torch.as_tensor(np.repeat(np.arange(K), counts))
 
-    @property
-    def samples_per_round(self) -> int:
-        """Training samples processed in one round (all devices, all epochs)."""
-        return int(self.counts.sum()) * self.local_epochs
-
     def _epoch_indices(self, rng: np.random.Generator) -> torch.Tensor:
         """Minibatch sample indices ``(S, K, B)`` of one epoch (padding -> shard start)."""
         K, n_max = self.num_devices, int(self.counts.max())
@@ -186,72 +330,157 @@ class LocalTrainer:
         local_loss : ndarray, shape (K,)
             Mean minibatch cross-entropy of each device over the round.
         """
-        K = self.num_devices
-        dtype = self.model.dtype
-        theta = global_params.to(dtype).expand(K, -1).clone().requires_grad_(True)
-        opt = OPTIMIZER_CLASSES[self.optimizer](tuple(theta.shape), self.learning_rate, dtype)
-        loss_sum = torch.zeros(K, dtype=dtype)
-        logits_fn = self.model.logits
-        chunk = self._devices_per_pass()
-        for _ in range(self.local_epochs):
-            idx = self._epoch_indices(rng)
-            for s in range(self.steps_per_epoch):
-                batch = idx[s]
-                if chunk is not None:
-                    grad, per_device = self._chunked_gradient(theta, batch, s, chunk)
-                    with torch.no_grad():
-                        opt.step(theta, grad, self._active[s])
-                        loss_sum += per_device
-                    continue
-                ce = cross_entropy(logits_fn(theta, self.inputs[batch]), self.labels[batch])
-                per_device = (ce * self._weight[s]).sum(dim=1)
-                total = (per_device * self._inv_count[s]).sum()
-                (grad,) = torch.autograd.grad(total, theta)
-                with torch.no_grad():
-                    opt.step(theta, grad, self._active[s])
-                    loss_sum += per_device.detach()
-        local_loss = (loss_sum / torch.as_tensor(self.counts * self.local_epochs)).numpy()
-        return theta.detach(), local_loss.astype(np.float64)
+        start = global_params.to(self.model.dtype).expand(self.num_devices, -1)
+        return self._train_rows(start, partial(self._epoch_indices, rng))
 
-    def _devices_per_pass(self) -> int | None:
-        """Devices per forward/backward pass if the model splits passes (else None)."""
-        per_pass = getattr(self.model, "devices_per_pass", None)
-        if per_pass is None:
-            return None
-        chunk = int(per_pass(self.batch_size))
-        return chunk if chunk < self.num_devices else None
 
-    def _chunked_gradient(
-        self, theta: torch.Tensor, batch: torch.Tensor, s: int, chunk: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradient ``(K, P)`` and summed losses (K,) of step ``s``, ``chunk`` devices per pass.
+class StackedTrainer(_RowTraining):
+    """The devices of several :class:`LocalTrainer` trained as one batch.
 
-        The total loss is a sum over devices, so each row of the gradient is one
-        device's own: passes over device slices give the same gradient with memory
-        bounded by the slice (the density-matrix path of wide circuits).
-        """
-        grads, losses = [], []
-        for a in range(0, self.num_devices, chunk):
-            sl = slice(a, a + chunk)
-            th = theta[sl].detach().requires_grad_(True)
-            ce = cross_entropy(
-                self.model.logits(th, self.inputs[batch[sl]]), self.labels[batch[sl]]
+    Rows ``[a_j, a_j + K_j)`` of the stacked ``(sum_j K_j, P)`` parameters are the
+    devices of task ``j`` (``parts[j]``, e.g. the learner of sub-environment ``j`` of
+    a vector env). Every step is one forward/backward pass over all of them, so the
+    per-op overhead that dominates small circuits is paid once for all tasks.
+
+    Each task keeps its own semantics: its minibatches come from its own trainer's
+    :meth:`LocalTrainer._epoch_indices` and generator (same draws, same order), its
+    steps past its own ``steps_per_epoch`` and its minibatch slots past its own
+    ``batch_size`` are padding (weight 0, rows inactive: parameters and optimizer
+    state untouched), and Adam is element-wise, so task ``j``'s rows end where
+    ``parts[j].train`` would put them: bit for bit in the cases measured (steps
+    simulate at least one task's device count of rows, see :meth:`_simulated_rows`),
+    except the reported losses of a task whose minibatch size is below the stack's
+    (a float sum over a padded minibatch groups its terms differently).
+
+    Parameters
+    ----------
+    trainers : sequence of LocalTrainer
+        At least one; all with the same simulator type, circuit (``model.spec``),
+        dtype, ``local_epochs``, ``optimizer`` and ``learning_rate`` (their shards,
+        batch sizes and step counts may differ). Each keeps its own inputs; the stack
+        holds a concatenated copy (rebuild it when a task's trainer is replaced).
+    """
+
+    def __init__(self, trainers: Sequence[LocalTrainer]) -> None:
+        parts = tuple(trainers)
+        if not parts or not all(isinstance(t, LocalTrainer) for t in parts):
+            raise ValueError(
+                "trainers must be a non-empty sequence of LocalTrainer, got "
+                f"{[type(t).__name__ for t in parts]}"
             )
-            per_device = (ce * self._weight[s, sl]).sum(dim=1)
-            (g,) = torch.autograd.grad((per_device * self._inv_count[s, sl]).sum(), th)
-            grads.append(g)
-            losses.append(per_device.detach())
-        return torch.cat(grads), torch.cat(losses)
-
-    @torch.no_grad()
-    def shard_loss(self, params: torch.Tensor) -> np.ndarray:
-        """Mean cross-entropy of one model ``params`` (P,) on each device's shard, (K,)."""
-        p = params.to(self.model.dtype)[None]
-        ce = cross_entropy(self.model.logits(p, self.inputs[None]), self.labels[None])[0]
-        sums = torch.zeros(self.num_devices, dtype=ce.dtype).index_add_(
-            0, self._device_of_sample, ce
+        first = parts[0]
+        for j, t in enumerate(parts[1:], 1):
+            for what, a, b in (
+                ("simulator", type(t.model), type(first.model)),
+                ("model.spec", t.model.spec, first.model.spec),
+                ("model.dtype", t.model.dtype, first.model.dtype),
+                ("local_epochs", t.local_epochs, first.local_epochs),
+                ("optimizer", t.optimizer, first.optimizer),
+                ("learning_rate", t.learning_rate, first.learning_rate),
+            ):
+                if a != b:
+                    raise ValueError(
+                        f"trainers[{j}] has {what} {a!r}, trainers[0] has {b!r}: only "
+                        "trainers of the same task settings can be stacked"
+                    )
+        self.parts = parts
+        self.model = first.model
+        self.local_epochs = first.local_epochs
+        self.optimizer = first.optimizer
+        self.learning_rate = first.learning_rate
+        self.inputs = torch.cat([t.inputs for t in parts])
+        self.labels = torch.cat([t.labels for t in parts])
+        sizes = [int(t.inputs.shape[0]) for t in parts]
+        #: first input row of each task in :attr:`inputs`
+        self.input_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.counts = np.concatenate([t.counts for t in parts])
+        self.num_devices = int(self.counts.size)
+        rows = np.concatenate([[0], np.cumsum([t.num_devices for t in parts])])
+        #: device rows of each task in the stacked parameters
+        self.rows = [slice(int(a), int(b)) for a, b in itertools.pairwise(rows.tolist())]
+        self.batch_size = max(t.batch_size for t in parts)
+        self.steps_per_epoch = max(t.steps_per_epoch for t in parts)
+        S, R, B = self.steps_per_epoch, self.num_devices, self.batch_size
+        dtype = self.model.dtype
+        self._weight = torch.zeros((S, R, B), dtype=dtype)
+        self._inv_count = torch.ones((S, R), dtype=dtype)
+        self._active = torch.zeros((S, R, 1), dtype=dtype)
+        for t, sl in zip(parts, self.rows, strict=True):
+            s, b = t.steps_per_epoch, t.batch_size
+            self._weight[:s, sl, :b] = t._weight
+            self._inv_count[:s, sl] = t._inv_count
+            self._active[:s, sl] = t._active
+        self._device_of_sample = torch.cat(
+            [t._device_of_sample + sl.start for t, sl in zip(parts, self.rows, strict=True)]
         )
-        return (sums / torch.as_tensor(self.counts)).numpy().astype(np.float64)
+        # shards differ in size, so late steps have few active devices: simulate those
+        # only (the stack's step count is the largest shard's, padding the others)
+        min_rows = min(t.num_devices for t in parts)
+        self._step_rows = [
+            self._simulated_rows(a > 0, min_rows) for a in self._active[..., 0].unbind(0)
+        ]
+
+    @staticmethod
+    def _simulated_rows(active: torch.Tensor, min_rows: int) -> torch.Tensor | None:
+        """Rows to simulate at a step: the active ones (None: all of them).
+
+        At least ``min_rows`` (a task's device count; inactive, zero-weight rows fill
+        up): a task's own trainer always simulates its K devices together, and some
+        torch kernels round differently (last bit, single precision) for smaller
+        batches; with this the stacked rows match the task's own bit for bit on the
+        circuits tested. A subset that saves little (over 3/4 of the rows) is not worth
+        its gathers: then all rows are simulated.
+        """
+        rows = torch.nonzero(active).flatten()
+        if rows.numel() < min_rows:
+            fill = torch.nonzero(~active).flatten()[: min_rows - rows.numel()]
+            rows = torch.sort(torch.cat([rows, fill])).values
+        if 4 * rows.numel() > 3 * active.numel():
+            return None
+        return rows
+
+    def _epoch_indices(self, rngs: Sequence[np.random.Generator]) -> torch.Tensor:
+        """Minibatch indices ``(S, R, B)`` into :attr:`inputs`: every task's own draws."""
+        idx = torch.zeros(
+            (self.steps_per_epoch, self.num_devices, self.batch_size), dtype=torch.int64
+        )
+        for t, sl, start, rng in zip(self.parts, self.rows, self.input_starts, rngs, strict=True):
+            idx[: t.steps_per_epoch, sl, : t.batch_size] = t._epoch_indices(rng) + int(start)
+        return idx
+
+    def train(
+        self, global_params: Sequence[torch.Tensor], rngs: Sequence[np.random.Generator]
+    ) -> list[tuple[torch.Tensor, np.ndarray]]:
+        """E local epochs of every task's devices from its own global model.
+
+        Parameters
+        ----------
+        global_params : sequence of torch.Tensor, shape (P,) each
+            Task ``j``'s broadcast model.
+        rngs : sequence of numpy.random.Generator
+            Task ``j``'s shuffling generator (as passed to ``parts[j].train``).
+
+        Returns
+        -------
+        list of (torch.Tensor (K_j, P), ndarray (K_j,))
+            Per task, its devices' parameters and mean local losses, as
+            ``parts[j].train(global_params[j], rngs[j])`` returns them.
+        """
+        n = len(self.parts)
+        if len(global_params) != n or len(rngs) != n:
+            raise ValueError(
+                f"need one global model and one generator per task ({n}), got "
+                f"{len(global_params)} and {len(rngs)}"
+            )
+        dtype = self.model.dtype
+        start = torch.cat(
+            [
+                p.to(dtype).expand(t.num_devices, -1)
+                for p, t in zip(global_params, self.parts, strict=True)
+            ]
+        )
+        theta, loss = self._train_rows(start, partial(self._epoch_indices, rngs))
+        return [(theta[sl], loss[sl]) for sl in self.rows]
 
 
 @torch.no_grad()
@@ -278,6 +507,31 @@ def evaluate(
     loss = cross_entropy(logits, labels).mean()
     accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean()
     return float(loss), float(accuracy)
+
+
+@torch.no_grad()
+def evaluate_stacked(
+    model: VQCModel, params: torch.Tensor, inputs: torch.Tensor, labels: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`evaluate` (exact expectations) of ``m`` models on ``m`` datasets in one pass.
+
+    Parameters
+    ----------
+    params : torch.Tensor, shape (m, P)
+        Model ``j``'s parameters.
+    inputs : torch.Tensor, shape (m, M, ...)
+        Dataset ``j``'s encoded inputs (all of the same size ``M``).
+    labels : torch.Tensor of int64, shape (m, M)
+
+    Returns
+    -------
+    loss, accuracy : ndarray, shape (m,)
+        Mean cross-entropy (nats) and accuracy of model ``j`` on dataset ``j``.
+    """
+    logits = model.logits(params.to(model.dtype), inputs)
+    loss = cross_entropy(logits, labels).mean(dim=1)
+    accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean(dim=1)
+    return loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
 
 
 def _shot_logits(

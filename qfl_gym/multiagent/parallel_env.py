@@ -81,7 +81,11 @@ class DeviceParallelEnv(ParallelEnv):
     ``reward="team"`` (default): every agent receives the wrapped environment's
     reward. ``reward="individual"``: device ``k`` receives its own share of the radio
     objective, ``r_k / 1e6 - energy_weight * E_k - outage_penalty * [r_k < r_min]``
-    (Mbit/s); on ChannelPower-v0 the individual rewards sum to the team reward.
+    (Mbit/s); on ChannelPower-v0 the individual rewards sum to the team reward. When
+    the wrapped environment's reward is the secrecy sum rate (ChannelPower-v0 with
+    ``secrecy_reward=True``, QFL-v0 with ``reward="secrecy-sum-rate"``), ``r_k`` is
+    the device's secrecy rate ``info["secrecy_rate_bps"]``, ``[r_k - r_k,eve]^+``, so
+    on ChannelPower-v0 the shares still sum to the team reward.
 
     ## Info (per agent)
 
@@ -139,6 +143,8 @@ class DeviceParallelEnv(ParallelEnv):
         }
         self.action_spaces = {a: spaces.MultiDiscrete([N, L]) for a in self.possible_agents}
         self.state_space = env.observation_space
+        #: individual shares are of the secrecy rate (the env rewards the secrecy sum rate)
+        self.secrecy_shares = _rewards_secrecy(env)
         self._obs = np.zeros((K, N + 3), dtype=np.float32)
         self._state: Any = None
         self._problem: AllocationProblem | None = None
@@ -196,7 +202,7 @@ class DeviceParallelEnv(ParallelEnv):
         if self.reward_mode == "team":
             rewards = dict.fromkeys(agents, float(reward))
         else:
-            share = self._individual_rewards(rate, info, problem)
+            share = self._individual_rewards(rate, info, problem, self.secrecy_shares)
             rewards = {a: float(share[k]) for k, a in enumerate(agents)}
         sinr_db = np.asarray(info.get("sinr_db", np.full(K, np.nan)), dtype=float)
         energy = np.asarray(info.get("energy_j", np.full(K, np.nan)), dtype=float)
@@ -216,7 +222,17 @@ class DeviceParallelEnv(ParallelEnv):
             self.agents = []
         return obs, rewards, terminations, truncations, infos
 
-    def render(self) -> str | None:
+    def render(self, mode: str | None = None) -> str | None:
+        """The wrapped environment's ``ansi`` text (None for other render modes).
+
+        ``mode`` is accepted for RLlib's ``ParallelPettingZooEnv``, which calls
+        ``render(its render_mode)``: None or this env's own ``render_mode``.
+        """
+        if mode is not None and mode != self.render_mode:
+            raise ValueError(
+                f"render mode {mode!r} is not this env's render_mode {self.render_mode!r}; "
+                "set render_mode when creating DeviceParallelEnv"
+            )
         if self.render_mode != "ansi":
             return None
         return self.env.render()
@@ -252,14 +268,30 @@ class DeviceParallelEnv(ParallelEnv):
 
     @staticmethod
     def _individual_rewards(
-        rate: np.ndarray, info: dict[str, Any], problem: AllocationProblem
+        rate: np.ndarray, info: dict[str, Any], problem: AllocationProblem, secrecy: bool
     ) -> np.ndarray:
-        share = rate * 1e-6
+        if secrecy:
+            if "secrecy_rate_bps" not in info:
+                raise ValueError(
+                    "reward='individual' on a secrecy-rate reward needs "
+                    "info['secrecy_rate_bps'] from the wrapped environment's step()"
+                )
+            share = np.asarray(info["secrecy_rate_bps"], dtype=np.float64) * 1e-6
+        else:
+            share = rate * 1e-6
         if problem.energy_weight:
             share = share - problem.energy_weight * np.asarray(info["energy_j"])
         if problem.outage_penalty:
             share = share - problem.outage_penalty * (rate < problem.min_rate_bps)
         return share
+
+
+def _rewards_secrecy(env: gym.Env) -> bool:
+    """Whether ``env``'s reward is the secrecy sum rate rather than the sum rate."""
+    unwrapped = env.unwrapped
+    if getattr(getattr(unwrapped, "config", None), "secrecy_reward", False):  # ChannelPower-v0
+        return True
+    return getattr(getattr(unwrapped, "scenario", None), "reward", None) == "secrecy-sum-rate"
 
 
 def _delivered(info: dict[str, Any], rate: np.ndarray, problem: AllocationProblem) -> np.ndarray:
