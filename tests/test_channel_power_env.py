@@ -135,6 +135,15 @@ def test_reward_prices_energy_and_outage_when_configured():
     assert reward == pytest.approx(info["problem"].reward(*env.decode_action(action)))
 
 
+@pytest.mark.parametrize("env_id", [ENV_ID, "qfl_gym/QFL-v0"])
+def test_problem_before_reset_is_a_clear_error(env_id):
+    env = gym.make(env_id).unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        _ = env.problem
+    _, info = env.reset(seed=0)
+    assert env.problem is info["problem"]
+
+
 def test_encode_decode_round_trip():
     env = ChannelPowerEnv(num_devices=5, num_subchannels=3, num_power_levels=2)
     ch = np.array([0, 2, 1, 1, 0])

@@ -5,11 +5,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
@@ -17,7 +17,7 @@ from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, alloca
 from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
-class ChannelPowerEnv(gym.Env):
+class ChannelPowerEnv(AllocationEnv):
     """Choose every device's sub-channel and transmit power on a shared NOMA uplink.
 
     ## Description
@@ -129,6 +129,7 @@ class ChannelPowerEnv(gym.Env):
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = ProblemConstants.from_config(cfg)
+        self._problem: AllocationProblem | None = None
         # passive eavesdroppers (None: none configured, nothing extra in step)
         self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
         # observation buffer; slices (not views: views would not survive deepcopy)
@@ -187,24 +188,7 @@ class ChannelPowerEnv(gym.Env):
                 lines.append(f"sub-channel {n}: {' '.join(devs) or '-'}")
         return "\n".join(lines)
 
-    # -------------------------------------------------------------- helpers
-    def decode_action(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``action -> (channels (K,), power_levels (K,))``; validates the action."""
-        return self.codec.decode(action)
-
-    def encode_action(self, channels: Any, power_levels: Any) -> np.ndarray:
-        """``(channels (K,), power_levels (K,)) -> action (2K,)``; validates the result."""
-        return self.codec.encode(channels, power_levels)
-
-    @property
-    def problem(self) -> AllocationProblem:
-        """The instance for the next decision (same object as ``info["problem"]``)."""
-        return self._problem
-
     # ------------------------------------------------------------ internals
-    def _set_problem(self, gains: np.ndarray) -> None:
-        self._problem = AllocationProblem._trusted(gains, self._constants)
-
     def _secrecy_step(self, info: dict[str, Any], action: np.ndarray, reward: float) -> float:
         """Secrecy of the action just taken (eavesdroppers' current channels), then fade
         them to the next slot. Returns the reward (the secrecy one if configured)."""

@@ -10,11 +10,11 @@ import dataclasses
 from functools import partial
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.channel_power import allocation_image
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
 from qfl_gym.envs.qfl_scenario import DELIVERIES_RATE_WEIGHT, QFLScenario, qfl_scenario
@@ -53,7 +53,7 @@ def problem_constants(sc: QFLScenario) -> ProblemConstants:
     return const
 
 
-class QFLEnv(gym.Env):
+class QFLEnv(AllocationEnv):
     r"""Allocate sub-channels and transmit powers so federated VQC training converges fast.
 
     ## Description
@@ -218,6 +218,7 @@ class QFLEnv(gym.Env):
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = problem_constants(sc)
+        self._problem: AllocationProblem | None = None
         self.learner = FederatedLearner(
             sc.learning,
             K,
@@ -352,20 +353,6 @@ class QFLEnv(gym.Env):
             )
         return "\n".join(lines)
 
-    # -------------------------------------------------------------- helpers
-    def decode_action(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``action -> (channels (K,), power_levels (K,))``; validates the action."""
-        return self.codec.decode(action)
-
-    def encode_action(self, channels: Any, power_levels: Any) -> np.ndarray:
-        """``(channels (K,), power_levels (K,)) -> action (2K,)``; validates the result."""
-        return self.codec.encode(channels, power_levels)
-
-    @property
-    def problem(self) -> AllocationProblem:
-        """The instance for the next decision (same object as ``info["problem"]``)."""
-        return self._problem
-
     # ------------------------------------------------------------ internals
     def _reward(
         self,
@@ -385,9 +372,6 @@ class QFLEnv(gym.Env):
         if self.scenario.energy_cost:
             value -= self.scenario.energy_cost * float(energy_j.sum())
         return float(value)
-
-    def _set_problem(self, gains: np.ndarray) -> None:
-        self._problem = AllocationProblem._trusted(gains, self._constants)
 
     def _security_info(self, info: dict[str, Any]) -> None:
         """DP and attacker keys (only when configured)."""

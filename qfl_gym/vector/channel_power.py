@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
 from qfl_gym.validation import check_bool, check_int
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, seed_list
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
@@ -23,7 +24,7 @@ from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, alloca
 STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
 
 
-class ChannelPowerVectorEnv(VectorEnv):
+class ChannelPowerVectorEnv(UplinkVectorEnv):
     """``num_envs`` copies of ChannelPower-v0 stepped together in batched numpy.
 
     ## Description
@@ -182,7 +183,7 @@ class ChannelPowerVectorEnv(VectorEnv):
             np.arange(n, dtype=np.int64)[None, :] * (K * N)
             + np.arange(K, dtype=np.int64)[:, None] * N
         )
-        self._nvec_u = self.codec.nvec.astype(np.uint64)
+        self._init_action_bounds()
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._seeds: list[int | None] = [None] * n
         self._t = np.zeros(n, dtype=np.int64)
@@ -218,7 +219,7 @@ class ChannelPowerVectorEnv(VectorEnv):
             ``problem`` (with ``_problem``) if ``include_problem``, else empty.
         """
         n = self.num_envs
-        seeds = self._seed_list(seed)
+        seeds = seed_list(seed, self.num_envs)
         mask = None
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
@@ -293,7 +294,7 @@ class ChannelPowerVectorEnv(VectorEnv):
             self._t[idx] = 0
             self._rate_features[:, idx] = 0.0
             truncated[idx] = False
-            info = _mask_info(info, ~pending)
+            info = mask_info(info, ~pending)
         obs = self._observe(gains)
         if self.include_problem:
             self._add_problems(info, gains, None)
@@ -306,89 +307,13 @@ class ChannelPowerVectorEnv(VectorEnv):
             self._autoreset, self._any_autoreset = truncated.copy(), True
         return obs, reward, terminated, truncated, info
 
-    def render(self) -> None:
-        """No rendering (``render_mode`` is None); see ChannelPower-v0's ``ansi`` mode."""
-        return None
-
-    def close_extras(self, **kwargs: Any) -> None:
-        """Stop the channel's worker threads, if ``num_threads > 1`` started any."""
-        channel = getattr(self, "channel", None)  # absent if __init__ failed
-        if channel is not None:
-            channel.close()
-
     # -------------------------------------------------------------- helpers
-    @property
-    def gains(self) -> np.ndarray:
-        """Current gains (n, K, N) of every sub-environment (read-only)."""
-        return self.channel.gains
-
     def problem(self, index: int) -> AllocationProblem:
         """The next decision's :class:`AllocationProblem` of sub-environment ``index``."""
         i = check_int("index", index, low=0, high=self.num_envs - 1)
         return AllocationProblem._trusted(self.channel.gains[i], self._constants)
 
-    def decode_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``actions (n, 2K) -> (channels (n, K), power_levels (n, K))``; validates."""
-        a = self._validate(actions)
-        K = self.num_devices
-        return a[:, :K], a[:, K:]
-
-    def encode_actions(self, channels: Any, power_levels: Any) -> np.ndarray:
-        """``(channels (n, K), power_levels (n, K)) -> actions (n, 2K)``; validates."""
-        return self._validate(self.codec.encode(channels, power_levels))
-
-    @property
-    def np_random_seed(self) -> tuple[int | None, ...]:
-        """The seed of every sub-environment's generator (as ``SyncVectorEnv``)."""
-        return tuple(self._seeds)
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator | None, ...]:
-        """Every sub-environment's generator (as ``SyncVectorEnv``)."""
-        return tuple(self._rngs)
-
-    def __repr__(self) -> str:
-        return (
-            f"ChannelPowerVectorEnv(num_envs={self.num_envs}, K={self.num_devices}, "
-            f"N={self.num_subchannels}, autoreset_mode={self.autoreset_mode.name})"
-        )
-
     # ------------------------------------------------------------ internals
-    def _seed_list(self, seed: Any) -> list[int | None]:
-        n = self.num_envs
-        if seed is None:
-            return [None] * n
-        if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-            return [int(seed) + i for i in range(n)]
-        seeds = list(seed)
-        if len(seeds) != n:
-            raise ValueError(
-                f"seed must be an int or {n} seeds (one per environment), got {seed!r}"
-            )
-        return [
-            None if s is None else check_int(f"seed[{i}]", s, low=0) for i, s in enumerate(seeds)
-        ]
-
-    def _validate(self, actions: Any) -> np.ndarray:
-        a = actions if type(actions) is np.ndarray else np.asarray(actions)
-        shape = (self.num_envs, self.codec.shape[0])
-        # fast path: int64 of the right shape, every column below its bound (negative
-        # entries wrap to huge unsigned values)
-        if (
-            a.dtype == np.int64
-            and a.shape == shape
-            and (a.view(np.uint64).max(axis=0) < self._nvec_u).all()
-        ):
-            return a
-        if a.shape != shape:
-            raise ValueError(
-                f"actions must have shape {shape} = (num_envs, 2K); got shape {a.shape}"
-            )
-        try:
-            return self.codec.validate(a, batched=True)
-        except ValueError as err:
-            raise ValueError(f"actions: {err} (first index: sub-environment)") from None
-
     def _evaluate(self, a: np.ndarray) -> dict[str, np.ndarray]:
         """Outcome of every sub-environment's action, device-major (K, n) arrays."""
         K = self.num_devices
@@ -464,8 +389,8 @@ class ChannelPowerVectorEnv(VectorEnv):
         final_obs = np.full(n, None, dtype=object)
         for i in idx.tolist():
             final_obs[i] = obs[i].copy()
-        final_info = _mask_info(info, done)
-        info = _mask_info(info, ~done)
+        final_info = mask_info(info, done)
+        info = mask_info(info, ~done)
         gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
         self._t[idx] = 0
         self._rate_features[:, idx] = 0.0
@@ -478,29 +403,3 @@ class ChannelPowerVectorEnv(VectorEnv):
         info["_final_info"] = done.copy()
         self._autoreset, self._any_autoreset = self._none_ended, False
         return obs, info
-
-
-def _mask_info(info: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
-    """``info`` restricted to the sub-environments in ``keep`` (others zeroed/None).
-
-    Keys no kept sub-environment reports are dropped, as ``SyncVectorEnv`` never
-    creates them.
-    """
-    if not keep.any():
-        return {}
-    out: dict[str, Any] = {}
-    drop = ~keep
-    for key, value in info.items():
-        if key.startswith("_"):
-            continue
-        mask = info[f"_{key}"] & keep
-        if not mask.any():
-            continue
-        if isinstance(value, dict):
-            value = _mask_info(value, keep)
-        else:
-            value = value.copy()
-            value[drop & info[f"_{key}"]] = None if value.dtype == object else 0
-        out[key] = value
-        out[f"_{key}"] = mask
-    return out

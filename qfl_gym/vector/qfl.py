@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
-from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
@@ -30,7 +30,7 @@ from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, problem_constants
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.validation import check_int
-from qfl_gym.vector.channel_power import _mask_info
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, seed_list
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.delivery import (
@@ -43,7 +43,7 @@ from qfl_gym.wireless.problem import AllocationProblem
 from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
-class QFLVectorEnv(VectorEnv):
+class QFLVectorEnv(UplinkVectorEnv):
     """``num_envs`` copies of QFL-v0 whose federated rounds run as one batch.
 
     ## Description
@@ -234,7 +234,7 @@ class QFLVectorEnv(VectorEnv):
         self._global_accuracy = np.zeros(n)
         self._rate_features = np.zeros((n, K))
         self._problems = np.full(n, None, dtype=object)
-        self._nvec_u = self.codec.nvec.astype(np.uint64)
+        self._init_action_bounds()
         self._autoreset = np.zeros(n, dtype=bool)
         self._needs_reset = True
 
@@ -263,7 +263,7 @@ class QFLVectorEnv(VectorEnv):
             The reset sub-environments' QFL-v0 reset ``info``, batched with masks.
         """
         n = self.num_envs
-        seeds = _seed_list(seed, n)
+        seeds = seed_list(seed, n)
         mask = None
         if options is not None and "reset_mask" in options:
             mask = np.asarray(options["reset_mask"])
@@ -324,54 +324,13 @@ class QFLVectorEnv(VectorEnv):
             self._autoreset = done
         return obs, reward, terminated, truncated, info
 
-    def render(self) -> None:
-        """No rendering (``render_mode`` is None); see QFL-v0's ``ansi`` mode."""
-        return None
-
-    def close_extras(self, **kwargs: Any) -> None:
-        """Stop the channel's worker threads, if any."""
-        channel = getattr(self, "channel", None)  # absent if __init__ failed
-        if channel is not None:
-            channel.close()
-
     # -------------------------------------------------------------- helpers
-    @property
-    def gains(self) -> np.ndarray:
-        """Current gains (n, K, N) of every sub-environment (read-only)."""
-        return self.channel.gains
-
     def problem(self, index: int) -> AllocationProblem:
         """The next decision's :class:`AllocationProblem` of sub-environment ``index``."""
         i = check_int("index", index, low=0, high=self.num_envs - 1)
         if self._problems[i] is None:
-            raise ValueError("call reset() first")
+            raise RuntimeError(f"QFLVectorEnv.problem({i}): call reset() first")
         return self._problems[i]
-
-    def decode_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``actions (n, 2K) -> (channels (n, K), power_levels (n, K))``; validates."""
-        a = self._validate(actions)
-        K = self.num_devices
-        return a[:, :K], a[:, K:]
-
-    def encode_actions(self, channels: Any, power_levels: Any) -> np.ndarray:
-        """``(channels (n, K), power_levels (n, K)) -> actions (n, 2K)``; validates."""
-        return self._validate(self.codec.encode(channels, power_levels))
-
-    @property
-    def np_random_seed(self) -> tuple[int | None, ...]:
-        """The seed of every sub-environment's generator (as ``SyncVectorEnv``)."""
-        return tuple(self._seeds)
-
-    @property
-    def np_random(self) -> tuple[np.random.Generator | None, ...]:
-        """Every sub-environment's generator (as ``SyncVectorEnv``)."""
-        return tuple(self._rngs)
-
-    def __repr__(self) -> str:
-        return (
-            f"QFLVectorEnv(num_envs={self.num_envs}, K={self.num_devices}, "
-            f"N={self.num_subchannels}, autoreset_mode={self.autoreset_mode.name})"
-        )
 
     # ------------------------------------------------------------ internals
     def _reset_envs(self, idx: np.ndarray, whole: bool, info: dict[str, Any]) -> dict[str, Any]:
@@ -548,8 +507,8 @@ class QFLVectorEnv(VectorEnv):
         final_obs = np.full(n, None, dtype=object)
         for i in np.flatnonzero(done).tolist():
             final_obs[i] = obs[i].copy()
-        final_info = _mask_info(info, done)
-        info = _mask_info(info, ~done)
+        final_info = mask_info(info, done)
+        info = mask_info(info, ~done)
         info = self._reset_envs(np.flatnonzero(done), whole=bool(done.all()), info=info)
         info["final_obs"] = final_obs
         info["_final_obs"] = done.copy()
@@ -583,39 +542,9 @@ class QFLVectorEnv(VectorEnv):
         obs[:, -1] = self._t / rounds
         return obs
 
-    def _validate(self, actions: Any) -> np.ndarray:
-        a = actions if type(actions) is np.ndarray else np.asarray(actions)
-        shape = (self.num_envs, self.codec.shape[0])
-        if (
-            a.dtype == np.int64
-            and a.shape == shape
-            and (a.view(np.uint64).max(axis=0) < self._nvec_u).all()
-        ):
-            return a
-        if a.shape != shape:
-            raise ValueError(
-                f"actions must have shape {shape} = (num_envs, 2K); got shape {a.shape}"
-            )
-        try:
-            return self.codec.validate(a, batched=True)
-        except ValueError as err:
-            raise ValueError(f"actions: {err} (first index: sub-environment)") from None
-
 
 def _scatter(rows: np.ndarray, active: np.ndarray, n: int) -> np.ndarray:
     """``rows`` (len(active), ...) placed at ``active`` of a zero array with n rows."""
     out = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
     out[active] = rows
     return out
-
-
-def _seed_list(seed: Any, n: int) -> list[int | None]:
-    """One seed (or None) per sub-environment: ``s + i`` from an int, or a sequence."""
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
-        return [int(seed) + i for i in range(n)]
-    seeds = list(seed)
-    if len(seeds) != n:
-        raise ValueError(f"seed must be an int or {n} seeds (one per environment), got {seed!r}")
-    return [None if s is None else check_int(f"seed[{i}]", s, low=0) for i, s in enumerate(seeds)]

@@ -1,0 +1,135 @@
+"""What every native batched uplink vector env shares (ChannelPower-v0, QFL-v0).
+
+Action validation and encoding, per-env seeds and generators, the channel handle, and
+the masking of vector ``info`` dicts for Gymnasium's same-step autoreset. The
+subclasses own the physics of a step and their observations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import VectorEnv
+
+from qfl_gym.envs.action import ActionCodec
+from qfl_gym.validation import check_int
+from qfl_gym.wireless.channel_batch import UplinkChannelBatch
+
+
+class UplinkVectorEnv(VectorEnv):
+    """Base of the batched uplink vector envs.
+
+    Subclasses set ``num_envs``, ``num_devices``, ``codec`` (an :class:`ActionCodec`),
+    ``channel`` (an :class:`UplinkChannelBatch`), ``_seeds`` and ``_rngs`` (one per
+    sub-environment) and call :meth:`_init_action_bounds` once ``codec`` exists.
+    """
+
+    num_devices: int
+    codec: ActionCodec
+    channel: UplinkChannelBatch
+    _seeds: list[int | None]
+    _rngs: list[np.random.Generator | None]
+
+    def _init_action_bounds(self) -> None:
+        self._nvec_u = self.codec.nvec.astype(np.uint64)
+
+    def render(self) -> None:
+        """No rendering (``render_mode`` is None); see the single env's ``ansi`` mode."""
+        return None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Stop the channel's worker threads, if ``num_threads > 1`` started any."""
+        channel = getattr(self, "channel", None)  # absent if __init__ failed
+        if channel is not None:
+            channel.close()
+
+    @property
+    def gains(self) -> np.ndarray:
+        """Current gains (n, K, N) of every sub-environment (read-only)."""
+        return self.channel.gains
+
+    def decode_actions(self, actions: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``actions (n, 2K) -> (channels (n, K), power_levels (n, K))``; validates."""
+        a = self._validate(actions)
+        K = self.num_devices
+        return a[:, :K], a[:, K:]
+
+    def encode_actions(self, channels: Any, power_levels: Any) -> np.ndarray:
+        """``(channels (n, K), power_levels (n, K)) -> actions (n, 2K)``; validates."""
+        return self._validate(self.codec.encode(channels, power_levels))
+
+    @property
+    def np_random_seed(self) -> tuple[int | None, ...]:
+        """The seed of every sub-environment's generator (as ``SyncVectorEnv``)."""
+        return tuple(self._seeds)
+
+    @property
+    def np_random(self) -> tuple[np.random.Generator | None, ...]:
+        """Every sub-environment's generator (as ``SyncVectorEnv``)."""
+        return tuple(self._rngs)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_envs={self.num_envs}, K={self.num_devices}, "
+            f"N={self.num_subchannels}, autoreset_mode={self.autoreset_mode.name})"
+        )
+
+    def _validate(self, actions: Any) -> np.ndarray:
+        """``actions`` as an int64 (n, 2K) array; ``ValueError`` naming the bad entry."""
+        a = actions if type(actions) is np.ndarray else np.asarray(actions)
+        shape = (self.num_envs, self.codec.shape[0])
+        # fast path: int64 of the right shape, every column below its bound (negative
+        # entries wrap to huge unsigned values)
+        if (
+            a.dtype == np.int64
+            and a.shape == shape
+            and (a.view(np.uint64).max(axis=0) < self._nvec_u).all()
+        ):
+            return a
+        if a.shape != shape:
+            raise ValueError(
+                f"actions must have shape {shape} = (num_envs, 2K); got shape {a.shape}"
+            )
+        try:
+            return self.codec.validate(a, batched=True)
+        except ValueError as err:
+            raise ValueError(f"actions: {err} (first index: sub-environment)") from None
+
+
+def seed_list(seed: Any, n: int) -> list[int | None]:
+    """One seed (or None) per sub-environment: ``s + i`` from an int, or a sequence."""
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, int | np.integer) and not isinstance(seed, bool):
+        return [int(seed) + i for i in range(n)]
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise ValueError(f"seed must be an int or {n} seeds (one per environment), got {seed!r}")
+    return [None if s is None else check_int(f"seed[{i}]", s, low=0) for i, s in enumerate(seeds)]
+
+
+def mask_info(info: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
+    """``info`` restricted to the sub-environments in ``keep`` (others zeroed/None).
+
+    Keys no kept sub-environment reports are dropped, as ``SyncVectorEnv`` never
+    creates them.
+    """
+    if not keep.any():
+        return {}
+    out: dict[str, Any] = {}
+    drop = ~keep
+    for key, value in info.items():
+        if key.startswith("_"):
+            continue
+        mask = info[f"_{key}"] & keep
+        if not mask.any():
+            continue
+        if isinstance(value, dict):
+            value = mask_info(value, keep)
+        else:
+            value = value.copy()
+            value[drop & info[f"_{key}"]] = None if value.dtype == object else 0
+        out[key] = value
+        out[f"_{key}"] = mask
+    return out
