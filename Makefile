@@ -8,7 +8,7 @@ BIN         := $(VENV)/bin
 RUN_EXTRAS  := dev
 TEST_EXTRAS := dev,multiagent,rllib
 
-.PHONY: demo test lint bench
+.PHONY: demo quick short-demo test lint bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,17 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$*]"
 	touch $@
 
+# The main job: the full case study (QFL-v0 `case-study` preset, 50 devices, 30 rounds,
+# 3 seeds; ~6 min on 2 cores, ~4 min once the PPO policy is cached) -> results/<timestamp>/
 demo: $(VENV)/.installed-$(RUN_EXTRAS)
+	$(BIN)/qfl-gym case-study
+
+# The same job on the small preset (8 devices; ~35 s).
+quick: $(VENV)/.installed-$(RUN_EXTRAS)
+	$(BIN)/qfl-gym case-study --quick
+
+# A few heuristics on ChannelPower-v0, printed as a table (seconds).
+short-demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/python -m training_scripts.demo
 
 test: $(VENV)/.installed-$(TEST_EXTRAS)

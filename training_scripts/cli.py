@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from training_scripts.case_study import DEFAULT_AGENTS
+
 app = typer.Typer(
     name="qfl-gym",
     help="Quantum federated learning over a 6G uplink: train, benchmark, reproduce.",
@@ -214,13 +216,16 @@ def benchmark(
 @clean_errors
 def case_study(
     quick: Annotated[
-        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~1 min.")
+        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~35 s.")
     ] = False,
     seeds: Annotated[str | None, typer.Option(help="e.g. '0,1,2' (default 0,1,2).")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds per episode.")] = None,
     agents: Annotated[
         str | None,
-        typer.Option(help="Comma-separated (default qaoa,sca,greedy,random,exhaustive,ppo)."),
+        typer.Option(
+            help="Comma-separated; name@deliveries optimizes expected deliveries "
+            f"(default {','.join(DEFAULT_AGENTS)})."
+        ),
     ] = None,
     ppo_timesteps: Annotated[
         int | None, typer.Option(help="PPO training budget in rounds (default 1200).")
