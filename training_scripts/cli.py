@@ -216,7 +216,7 @@ def benchmark(
 @clean_errors
 def case_study(
     quick: Annotated[
-        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~35 s.")
+        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~1 min.")
     ] = False,
     seeds: Annotated[str | None, typer.Option(help="e.g. '0,1,2' (default 0,1,2).")] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds per episode.")] = None,
