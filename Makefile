@@ -22,7 +22,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The main job: the full case study (QFL-v0 `case-study` preset, 50 devices, 30 rounds,
-# 3 seeds; ~6 min on 2 cores, ~4 min once the PPO policy is cached) -> results/<timestamp>/
+# 3 seeds; 6-8 min on 2 cores, 4-5 min once the PPO policy is cached) -> results/<timestamp>/
 demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/qfl-gym case-study
 
