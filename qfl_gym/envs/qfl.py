@@ -53,6 +53,48 @@ def problem_constants(sc: QFLScenario) -> ProblemConstants:
     return const
 
 
+def round_reward(
+    sc: QFLScenario,
+    *,
+    loss_before: Any,
+    loss_after: Any,
+    accuracy_before: Any,
+    accuracy_after: Any,
+    sum_rate_bps: Any,
+    secrecy_sum_rate_bps: Any,
+    energy_j: Any,
+) -> Any:
+    """QFL-v0's reward of one round (scalars, or arrays with an environment axis).
+
+    ``sc.reward``: "loss" (decrease of the global test loss), "accuracy" (increase of
+    the global test accuracy), "sum-rate" / "secrecy-sum-rate" (Mbit/s); minus
+    ``sc.energy_cost`` x the round's upload energy ``energy_j`` (J, summed over devices).
+    ``secrecy_sum_rate_bps`` may be None unless the reward is "secrecy-sum-rate".
+    """
+    mode = sc.reward
+    if mode == "loss":
+        value = loss_before - loss_after
+    elif mode == "accuracy":
+        value = accuracy_after - accuracy_before
+    elif mode == "secrecy-sum-rate":
+        value = secrecy_sum_rate_bps * 1e-6
+    else:
+        value = sum_rate_bps * 1e-6
+    if sc.energy_cost:
+        value = value - sc.energy_cost * energy_j
+    return value
+
+
+def security_info(learner: FederatedLearner, info: dict[str, Any]) -> dict[str, Any]:
+    """Add the DP and attacker keys of ``learner`` to ``info`` (only when configured)."""
+    if learner.dp is not None:
+        info["dp_epsilon"] = learner.dp_epsilon
+        info["dp_epsilon_per_device"] = learner.dp_epsilon_per_device
+    if learner.num_attackers:
+        info["malicious"] = learner.malicious.copy()
+    return info
+
+
 class QFLEnv(AllocationEnv):
     r"""Allocate sub-channels and transmit powers so federated VQC training converges fast.
 
@@ -272,7 +314,7 @@ class QFLEnv(AllocationEnv):
             info["eavesdropper_gains"] = self.eavesdroppers.reset(
                 self.np_random.spawn(1)[0], self.channel.positions_m
             )
-        self._security_info(info)
+        security_info(self.learner, info)
         return self._observation(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -299,7 +341,18 @@ class QFLEnv(AllocationEnv):
         )
         # learning: local training on every device, FedAvg over the delivered updates
         result: RoundResult = self.learner.run_round(delivered)
-        reward = self._reward(result, info, energy)
+        reward = float(
+            round_reward(
+                sc,
+                loss_before=self._global_loss,
+                loss_after=result.global_loss,
+                accuracy_before=self._global_accuracy,
+                accuracy_after=result.global_accuracy,
+                sum_rate_bps=info["sum_rate_bps"],
+                secrecy_sum_rate_bps=info.get("secrecy_sum_rate_bps"),
+                energy_j=float(energy.sum()),
+            )
+        )
         self._t += 1
         self._staleness += 1
         self._staleness[delivered] = 0
@@ -310,7 +363,7 @@ class QFLEnv(AllocationEnv):
         if eve is not None:
             moved = self.channel.positions_m if self.config.mobility else None
             info["eavesdropper_gains"] = eve.step(moved)
-        self._security_info(info)
+        security_info(self.learner, info)
         info.update(
             energy_j=energy,
             delivered=delivered,
@@ -354,34 +407,6 @@ class QFLEnv(AllocationEnv):
         return "\n".join(lines)
 
     # ------------------------------------------------------------ internals
-    def _reward(
-        self,
-        result: RoundResult,
-        info: dict[str, Any],
-        energy_j: np.ndarray,
-    ) -> float:
-        mode = self.scenario.reward
-        if mode == "loss":
-            value = self._global_loss - result.global_loss
-        elif mode == "accuracy":
-            value = result.global_accuracy - self._global_accuracy
-        elif mode == "secrecy-sum-rate":
-            value = info["secrecy_sum_rate_bps"] * 1e-6
-        else:
-            value = info["sum_rate_bps"] * 1e-6
-        if self.scenario.energy_cost:
-            value -= self.scenario.energy_cost * float(energy_j.sum())
-        return float(value)
-
-    def _security_info(self, info: dict[str, Any]) -> None:
-        """DP and attacker keys (only when configured)."""
-        learner = self.learner
-        if learner.dp is not None:
-            info["dp_epsilon"] = learner.dp_epsilon
-            info["dp_epsilon_per_device"] = learner.dp_epsilon_per_device
-        if learner.num_attackers:
-            info["malicious"] = learner.malicious.copy()
-
     def _observation(self) -> np.ndarray:
         sc = self.scenario
         obs = self._obs

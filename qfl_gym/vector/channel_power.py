@@ -8,14 +8,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
 from qfl_gym.validation import check_bool, check_int
-from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, seed_list
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
@@ -218,29 +217,9 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         info : dict
             ``problem`` (with ``_problem``) if ``include_problem``, else empty.
         """
-        n = self.num_envs
-        seeds = seed_list(seed, self.num_envs)
-        mask = None
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (n,) or mask.dtype != np.bool_:
-                raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({n},), "
-                    f"got dtype {mask.dtype} and shape {mask.shape}"
-                )
-            if not mask.any():
-                raise ValueError("options['reset_mask'] must select at least one environment")
-            if self._needs_reset and not mask.all():
-                raise ValueError("the first reset must reset every environment (no reset_mask)")
-        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
-        for i in idx.tolist():
-            if seeds[i] is not None or self._rngs[i] is None:
-                self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
+        idx, masked = self._rows_to_reset(seed, options)
         generators = [self._rngs[i] for i in idx.tolist()]
-        if mask is None:
-            gains = self.channel.reset(generators)
-        else:
-            gains = self.channel.reset(generators, idx)
+        gains = self.channel.reset(generators, idx if masked else None)
         self._t[idx] = 0
         self._rate_features[:, idx] = 0.0
         if self._any_autoreset:
@@ -250,7 +229,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         self._needs_reset = False
         info: dict[str, Any] = {}
         if self.include_problem:
-            self._add_problems(info, gains, idx if mask is not None else None)
+            self._add_problems(info, gains, idx if masked else None)
         return self._observe(gains), info
 
     def step(

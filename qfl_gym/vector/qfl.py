@@ -20,17 +20,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
-from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, problem_constants
+from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, problem_constants, round_reward, security_info
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.validation import check_int
-from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, seed_list
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.delivery import (
@@ -262,25 +261,8 @@ class QFLVectorEnv(UplinkVectorEnv):
         info : dict
             The reset sub-environments' QFL-v0 reset ``info``, batched with masks.
         """
-        n = self.num_envs
-        seeds = seed_list(seed, n)
-        mask = None
-        if options is not None and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (n,) or mask.dtype != np.bool_:
-                raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({n},), "
-                    f"got dtype {mask.dtype} and shape {mask.shape}"
-                )
-            if not mask.any():
-                raise ValueError("options['reset_mask'] must select at least one environment")
-            if self._needs_reset and not mask.all():
-                raise ValueError("the first reset must reset every environment (no reset_mask)")
-        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
-        for i in idx.tolist():
-            if seeds[i] is not None or self._rngs[i] is None:
-                self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
-        info = self._reset_envs(idx, whole=mask is None or bool(mask.all()), info={})
+        idx, _ = self._rows_to_reset(seed, options)
+        info = self._reset_envs(idx, whole=len(idx) == self.num_envs, info={})
         self._autoreset[idx] = False
         self._needs_reset = False
         return self._observe(), info
@@ -370,7 +352,7 @@ class QFLVectorEnv(UplinkVectorEnv):
                 env_info["eavesdropper_gains"] = self.eavesdroppers[i].reset(
                     self._rngs[i].spawn(1)[0], self.channel.positions_m[i]
                 )
-            self._security_info(env_info, i)
+            security_info(self.learners[i], env_info)
             info = self._add_info(info, env_info, i)
         return info
 
@@ -428,18 +410,16 @@ class QFLVectorEnv(UplinkVectorEnv):
         new_acc = np.array([r.global_accuracy for r in results])
         local_loss = np.stack([r.local_loss for r in results])
         # ---- rewards and state
-        mode = sc.reward
-        if mode == "loss":
-            value = self._global_loss[active] - new_loss
-        elif mode == "accuracy":
-            value = new_acc - self._global_accuracy[active]
-        elif mode == "secrecy-sum-rate":
-            value = secrecy["secrecy_sum_rate_bps"][active] * 1e-6
-        else:
-            value = sum_rate[active] * 1e-6
-        if sc.energy_cost:
-            value = value - sc.energy_cost * energy[active].sum(axis=1)
-        reward[active] = value
+        reward[active] = round_reward(
+            sc,
+            loss_before=self._global_loss[active],
+            loss_after=new_loss,
+            accuracy_before=self._global_accuracy[active],
+            accuracy_after=new_acc,
+            sum_rate_bps=sum_rate[active],
+            secrecy_sum_rate_bps=secrecy["secrecy_sum_rate_bps"][active] if secrecy else None,
+            energy_j=energy[active].sum(axis=1),
+        )
         got = delivered[active]
         self._t[active] += 1
         stale = self._staleness[active] + 1
@@ -473,7 +453,7 @@ class QFLVectorEnv(UplinkVectorEnv):
             for i in rows:
                 eve_gains[i] = eves[i].step(None if moved is None else moved[i])
             values["eavesdropper_gains"] = eve_gains
-        per_env = [self._security_info({}, i) for i in rows]
+        per_env = [security_info(self.learners[i], {}) for i in rows]
         for key in per_env[0]:
             column = np.stack([np.asarray(d[key]) for d in per_env])
             values[key] = np.zeros((n, *column.shape[1:]), dtype=column.dtype)
@@ -515,16 +495,6 @@ class QFLVectorEnv(UplinkVectorEnv):
         info["final_info"] = final_info
         info["_final_info"] = done.copy()
         return self._observe(), info
-
-    def _security_info(self, info: dict[str, Any], i: int) -> dict[str, Any]:
-        """DP and attacker keys of sub-environment ``i`` (only when configured)."""
-        learner = self.learners[i]
-        if learner.dp is not None:
-            info["dp_epsilon"] = learner.dp_epsilon
-            info["dp_epsilon_per_device"] = learner.dp_epsilon_per_device
-        if learner.num_attackers:
-            info["malicious"] = learner.malicious.copy()
-        return info
 
     def _observe(self) -> np.ndarray:
         n, K, N = self.num_envs, self.num_devices, self.num_subchannels

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.utils import seeding
 from gymnasium.vector import VectorEnv
 
 from qfl_gym.envs.action import ActionCodec
@@ -30,6 +31,7 @@ class UplinkVectorEnv(VectorEnv):
     channel: UplinkChannelBatch
     _seeds: list[int | None]
     _rngs: list[np.random.Generator | None]
+    _needs_reset: bool
 
     def _init_action_bounds(self) -> None:
         self._nvec_u = self.codec.nvec.astype(np.uint64)
@@ -74,6 +76,33 @@ class UplinkVectorEnv(VectorEnv):
             f"{type(self).__name__}(num_envs={self.num_envs}, K={self.num_devices}, "
             f"N={self.num_subchannels}, autoreset_mode={self.autoreset_mode.name})"
         )
+
+    def _rows_to_reset(self, seed: Any, options: dict[str, Any] | None) -> tuple[np.ndarray, bool]:
+        """The sub-environments a ``reset(seed, options)`` resets, reseeded as asked.
+
+        Validates ``options["reset_mask"]`` and (re)creates the generator of every
+        selected sub-environment given a seed or not yet seeded. Returns the indices and
+        whether a mask selected them (False: a reset of every sub-environment).
+        """
+        n = self.num_envs
+        seeds = seed_list(seed, n)
+        mask = None
+        if options is not None and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (n,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({n},), "
+                    f"got dtype {mask.dtype} and shape {mask.shape}"
+                )
+            if not mask.any():
+                raise ValueError("options['reset_mask'] must select at least one environment")
+            if self._needs_reset and not mask.all():
+                raise ValueError("the first reset must reset every environment (no reset_mask)")
+        idx = np.arange(n) if mask is None else np.flatnonzero(mask)
+        for i in idx.tolist():
+            if seeds[i] is not None or self._rngs[i] is None:
+                self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
+        return idx, mask is not None
 
     def _validate(self, actions: Any) -> np.ndarray:
         """``actions`` as an int64 (n, 2K) array; ``ValueError`` naming the bad entry."""
