@@ -151,23 +151,17 @@ class _RowTraining:
                 rows = None if step_rows is None else step_rows[s]
                 if rows is not None:
                     grad, per_device = self._rows_gradient(theta, batch, s, rows, chunk)
-                    with torch.no_grad():
-                        opt.step(theta, grad, self._active[s])
-                        loss_sum += per_device
-                    continue
-                if chunk is not None:
+                elif chunk is not None:
                     grad, per_device = self._chunked_gradient(theta, batch, s, chunk)
-                    with torch.no_grad():
-                        opt.step(theta, grad, self._active[s])
-                        loss_sum += per_device
-                    continue
-                ce = cross_entropy(logits_fn(theta, self.inputs[batch]), self.labels[batch])
-                per_device = (ce * self._weight[s]).sum(dim=1)
-                total = (per_device * self._inv_count[s]).sum()
-                (grad,) = torch.autograd.grad(total, theta)
+                else:  # all rows in one pass
+                    ce = cross_entropy(logits_fn(theta, self.inputs[batch]), self.labels[batch])
+                    per_device = (ce * self._weight[s]).sum(dim=1)
+                    total = (per_device * self._inv_count[s]).sum()
+                    (grad,) = torch.autograd.grad(total, theta)
+                    per_device = per_device.detach()
                 with torch.no_grad():
                     opt.step(theta, grad, self._active[s])
-                    loss_sum += per_device.detach()
+                    loss_sum += per_device
         local_loss = (loss_sum / torch.as_tensor(self.counts * self.local_epochs)).numpy()
         return theta.detach(), local_loss.astype(np.float64)
 
@@ -498,14 +492,12 @@ def evaluate(
     drawn with ``rng`` from the circuit's exact probabilities
     (:func:`qfl_gym.learning.noise.sample_expvals`); otherwise they are exact.
     """
+    p = params.to(model.dtype)[None]
     if shots is not None:
-        logits = _shot_logits(model, params.to(model.dtype)[None], inputs[None], shots, rng)[0]
-        loss = cross_entropy(logits, labels).mean()
-        accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean()
-        return float(loss), float(accuracy)
-    logits = model.logits(params.to(model.dtype)[None], inputs[None])[0]
-    loss = cross_entropy(logits, labels).mean()
-    accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean()
+        logits = _shot_logits(model, p, inputs[None], shots, rng)[0]
+    else:
+        logits = model.logits(p, inputs[None])[0]
+    loss, accuracy = _loss_and_accuracy(logits, labels)
     return float(loss), float(accuracy)
 
 
@@ -528,10 +520,17 @@ def evaluate_stacked(
     loss, accuracy : ndarray, shape (m,)
         Mean cross-entropy (nats) and accuracy of model ``j`` on dataset ``j``.
     """
-    logits = model.logits(params.to(model.dtype), inputs)
-    loss = cross_entropy(logits, labels).mean(dim=1)
-    accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean(dim=1)
+    loss, accuracy = _loss_and_accuracy(model.logits(params.to(model.dtype), inputs), labels)
     return loss.numpy().astype(np.float64), accuracy.numpy().astype(np.float64)
+
+
+def _loss_and_accuracy(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy and accuracy over the sample axis (the last of ``labels``)."""
+    loss = cross_entropy(logits, labels).mean(dim=-1)
+    accuracy = (logits.argmax(dim=-1) == labels).to(logits.dtype).mean(dim=-1)
+    return loss, accuracy
 
 
 def _shot_logits(
