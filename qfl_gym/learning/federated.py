@@ -313,7 +313,8 @@ class FederatedLearner:
         """One round: broadcast, local training, aggregation of ``delivered`` (K,), test."""
         delivered = self._check_delivered(delivered)
         local_params, local_loss = self.local_train()
-        return self._finish_round(local_params, local_loss, delivered)
+        self.aggregate(local_params, delivered)
+        return self._close_round(local_loss, delivered, *self.evaluate())
 
     def _check_delivered(self, delivered: Any) -> np.ndarray:
         delivered = np.asarray(delivered)
@@ -323,14 +324,6 @@ class FederatedLearner:
                 f"{delivered.dtype} {delivered.shape}"
             )
         return delivered
-
-    def _finish_round(
-        self, local_params: torch.Tensor, local_loss: np.ndarray, delivered: np.ndarray
-    ) -> RoundResult:
-        """Steps 3-4 of a round after local training: aggregate, evaluate, count."""
-        self.aggregate(local_params, delivered)
-        loss, acc = self.evaluate()
-        return self._close_round(local_loss, delivered, loss, acc)
 
     def _close_round(
         self, local_loss: np.ndarray, delivered: np.ndarray, loss: float, acc: float
@@ -416,11 +409,7 @@ class LearnerBatch:
     def _evaluate(self, learners: Sequence[FederatedLearner]) -> list[tuple[float, float]]:
         """Test loss and accuracy of every learner's global model."""
         inputs = tuple(learner._test_inputs for learner in learners)
-        if (
-            len(learners) == 1
-            or learners[0].quantum_noise.shots is not None
-            or len({tuple(x.shape) for x in inputs}) != 1
-        ):
+        if learners[0].quantum_noise.shots is not None or len({x.shape for x in inputs}) != 1:
             return [learner.evaluate() for learner in learners]
         cached = self._tests
         if (
