@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+#: LearningConfig fields of a tiny, fast learning task: iris (3 classes) on 3-qubit,
+#: 1-layer VQCs, Dirichlet shards, double precision
+TINY_LEARNING: dict[str, Any] = {
+    "dataset": "iris",
+    "classes": None,
+    "n_qubits": 3,
+    "n_layers": 1,
+    "batch_size": 8,
+    "partition": "dirichlet",
+    "dirichlet_alpha": 1.0,
+    "precision": "double",
+}
+
+
+def tiny_qfl(**changes: Any) -> dict[str, Any]:
+    """QFL-v0 overrides of a tiny, fast variant of the small preset, with ``changes``.
+
+    4 devices on 2 sub-channels with 2 power levels; iris on 3-qubit, 1-layer VQCs.
+    """
+    base = {
+        "num_devices": 4,
+        "num_subchannels": 2,
+        "num_power_levels": 2,
+        "dataset": "iris",
+        "classes": None,
+        "n_qubits": 3,
+        "n_layers": 1,
+    }
+    return {**base, **changes}
 
 
 def reference_sinr(

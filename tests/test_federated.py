@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_LEARNING
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,16 +24,7 @@ from qfl_gym.wireless.delivery import (
     upload_latency_s,
 )
 
-TINY = {
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "batch_size": 8,
-    "partition": "dirichlet",
-    "dirichlet_alpha": 1.0,
-    "precision": "double",
-}
+TINY = dict(TINY_LEARNING)
 
 
 # --------------------------------------------------------------- aggregation

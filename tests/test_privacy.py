@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import tiny_qfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,16 +20,7 @@ from qfl_gym.learning.privacy import (
 )
 
 QFL = "qfl_gym/QFL-v0"
-TINY = {
-    "num_devices": 4,
-    "num_subchannels": 2,
-    "num_power_levels": 2,
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "rounds": 4,
-}
+TINY = tiny_qfl(rounds=4)
 
 
 # ------------------------------------------------------------------ config

@@ -10,6 +10,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import tiny_qfl
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -20,16 +21,7 @@ from qfl_gym.wireless.problem import AllocationProblem
 
 ENV_ID = "qfl_gym/QFL-v0"
 # a tiny, fast variant of the small preset for mechanics tests
-TINY = {
-    "num_devices": 4,
-    "num_subchannels": 2,
-    "num_power_levels": 2,
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "rounds": 5,
-}
+TINY = tiny_qfl(rounds=5)
 
 
 def make(**overrides):

@@ -10,6 +10,7 @@ import sys
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import tiny_qfl
 from gymnasium.vector import AutoresetMode
 
 import qfl_gym.vector
@@ -21,17 +22,7 @@ from qfl_gym.vector.qfl import QFLVectorEnv
 ENV_ID = "qfl_gym/QFL-v0"
 # a tiny, fast variant of the small preset (label-skewed shards of different sizes, so
 # devices and environments run different numbers of minibatch steps)
-TINY = {
-    "num_devices": 4,
-    "num_subchannels": 2,
-    "num_power_levels": 2,
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "batch_size": 8,
-    "rounds": 3,
-}
+TINY = tiny_qfl(batch_size=8, rounds=3)
 # info keys compared exactly, to channel precision, or to training precision
 EXACT = {"delivered", "num_delivered", "round", "outage", "malicious"}
 LEARNING = {"global_loss", "global_accuracy", "local_loss", "dp_epsilon", "dp_epsilon_per_device"}

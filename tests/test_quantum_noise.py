@@ -16,6 +16,7 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
+from conftest import TINY_LEARNING
 
 import qfl_gym  # noqa: F401
 from qfl_gym.envs.qfl_scenario import QFL_PRESETS, qfl_scenario
@@ -38,16 +39,7 @@ from qfl_gym.learning.training import LocalTrainer, evaluate
 ENV_ID = "qfl_gym/QFL-v0"
 TOL = 1e-6
 NOISE = QuantumNoiseConfig(depolarizing_p=0.07, amplitude_damping_gamma=0.11)
-TINY = {
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "batch_size": 8,
-    "partition": "dirichlet",
-    "dirichlet_alpha": 1.0,
-    "precision": "double",
-}
+TINY = dict(TINY_LEARNING)
 
 
 def _case(spec: VQCSpec, K: int, B: int, seed: int):

@@ -8,6 +8,7 @@ import pickle
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import tiny_qfl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -288,16 +289,7 @@ def test_env_with_eavesdroppers_pickles_and_copies():
 
 # ------------------------------------------------------------------ QFL-v0
 QFL = "qfl_gym/QFL-v0"
-TINY_QFL = {
-    "num_devices": 4,
-    "num_subchannels": 2,
-    "num_power_levels": 2,
-    "dataset": "iris",
-    "classes": None,
-    "n_qubits": 3,
-    "n_layers": 1,
-    "rounds": 3,
-}
+TINY_QFL = tiny_qfl(rounds=3)
 
 
 def test_qfl_secure_upload_sends_updates_at_the_secrecy_rate():
