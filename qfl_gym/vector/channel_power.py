@@ -281,7 +281,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         if not truncated.any():
             self._autoreset, self._any_autoreset = self._none_ended, False
         elif mode is AutoresetMode.SAME_STEP:
-            obs, info = self._reset_same_step(truncated.copy(), obs, info, gains)
+            obs, info = self._reset_same_step(truncated.copy(), obs, info)
         else:
             self._autoreset, self._any_autoreset = truncated.copy(), True
         return obs, reward, terminated, truncated, info
@@ -360,25 +360,17 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         info["_problem"] = mask
 
     def _reset_same_step(
-        self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any], gains: np.ndarray
+        self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any]
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """SAME_STEP autoreset of the sub-environments in ``done``."""
-        n = self.num_envs
         idx = np.flatnonzero(done)
-        final_obs = np.full(n, None, dtype=object)
-        for i in idx.tolist():
-            final_obs[i] = obs[i].copy()
-        final_info = mask_info(info, done)
-        info = mask_info(info, ~done)
+        info, finals = self._split_for_same_step(done, obs, info)
         gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
         self._t[idx] = 0
         self._rate_features[:, idx] = 0.0
         obs = self._observe(gains)
         if self.include_problem:
             self._add_problems(info, gains, None)
-        info["final_obs"] = final_obs
-        info["_final_obs"] = done.copy()
-        info["final_info"] = final_info
-        info["_final_info"] = done.copy()
+        info.update(finals)
         self._autoreset, self._any_autoreset = self._none_ended, False
         return obs, info

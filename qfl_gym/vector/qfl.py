@@ -29,7 +29,7 @@ from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, problem_constants, round_reward
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.validation import check_int
-from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
+from qfl_gym.vector.uplink_base import UplinkVectorEnv
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.delivery import (
@@ -483,17 +483,9 @@ class QFLVectorEnv(UplinkVectorEnv):
         self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any]
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """SAME_STEP autoreset of the sub-environments in ``done``."""
-        n = self.num_envs
-        final_obs = np.full(n, None, dtype=object)
-        for i in np.flatnonzero(done).tolist():
-            final_obs[i] = obs[i].copy()
-        final_info = mask_info(info, done)
-        info = mask_info(info, ~done)
+        info, finals = self._split_for_same_step(done, obs, info)
         info = self._reset_envs(np.flatnonzero(done), whole=bool(done.all()), info=info)
-        info["final_obs"] = final_obs
-        info["_final_obs"] = done.copy()
-        info["final_info"] = final_info
-        info["_final_info"] = done.copy()
+        info.update(finals)
         return self._observe(), info
 
     def _observe(self) -> np.ndarray:

@@ -104,6 +104,23 @@ class UplinkVectorEnv(VectorEnv):
                 self._rngs[i], self._seeds[i] = seeding.np_random(seeds[i])
         return idx, mask is not None
 
+    def _split_for_same_step(
+        self, done: np.ndarray, obs: np.ndarray, info: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A SAME_STEP autoreset's ``info`` parts: that of the sub-environments going on
+        (the reset ones add their reset info to it), and the ``final_obs`` /
+        ``final_info`` keys (with masks) of those in ``done``, to add after the reset."""
+        final_obs = np.full(self.num_envs, None, dtype=object)
+        for i in np.flatnonzero(done).tolist():
+            final_obs[i] = obs[i].copy()
+        finals = {
+            "final_obs": final_obs,
+            "_final_obs": done.copy(),
+            "final_info": mask_info(info, done),
+            "_final_info": done.copy(),
+        }
+        return mask_info(info, ~done), finals
+
     def _validate(self, actions: Any) -> np.ndarray:
         """``actions`` as an int64 (n, 2K) array; ``ValueError`` naming the bad entry."""
         a = actions if type(actions) is np.ndarray else np.asarray(actions)
