@@ -138,21 +138,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
                 "model eavesdroppers; use gym.make_vec(..., vectorization_mode='sync') "
                 "(ChannelPowerEnv copies) for the secrecy options"
             )
-        if render_mode is not None:
-            raise ValueError(
-                f"ChannelPowerVectorEnv does not render; render_mode must be None, "
-                f"got {render_mode!r}"
-            )
-        self.render_mode = None
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            valid = ", ".join(repr(m.value) for m in AutoresetMode)
-            raise ValueError(
-                f"unknown autoreset_mode {autoreset_mode!r}; valid: {valid} "
-                "(or gymnasium.vector.AutoresetMode members)"
-            ) from None
-        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self._init_modes(render_mode, autoreset_mode)
         self.include_problem = check_bool("include_problem", include_problem)
 
         self.num_devices = K = cfg.num_devices

@@ -169,20 +169,7 @@ class QFLVectorEnv(UplinkVectorEnv):
                 f"{overrides['max_episode_steps']!r})"
             )
         self.scenario = sc = qfl_scenario(scenario, **overrides)
-        if render_mode is not None:
-            raise ValueError(
-                f"QFLVectorEnv does not render; render_mode must be None, got {render_mode!r}"
-            )
-        self.render_mode = None
-        try:
-            self.autoreset_mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            valid = ", ".join(repr(m.value) for m in AutoresetMode)
-            raise ValueError(
-                f"unknown autoreset_mode {autoreset_mode!r}; valid: {valid} "
-                "(or gymnasium.vector.AutoresetMode members)"
-            ) from None
-        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        self._init_modes(render_mode, autoreset_mode)
 
         self.config = cfg = sc.uplink
         self.learning_config = sc.learning

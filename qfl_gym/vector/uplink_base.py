@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
-from gymnasium.vector import VectorEnv
+from gymnasium.vector import AutoresetMode, VectorEnv
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.validation import check_int
@@ -32,6 +32,24 @@ class UplinkVectorEnv(VectorEnv):
     _seeds: list[int | None]
     _rngs: list[np.random.Generator | None]
     _needs_reset: bool
+
+    def _init_modes(self, render_mode: Any, autoreset_mode: Any) -> None:
+        """Check ``render_mode`` (must be None) and set ``autoreset_mode`` and metadata."""
+        if render_mode is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not render; render_mode must be None, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = None
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            valid = ", ".join(repr(m.value) for m in AutoresetMode)
+            raise ValueError(
+                f"unknown autoreset_mode {autoreset_mode!r}; valid: {valid} "
+                "(or gymnasium.vector.AutoresetMode members)"
+            ) from None
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
 
     def _init_action_bounds(self) -> None:
         self._nvec_u = self.codec.nvec.astype(np.uint64)
