@@ -7,7 +7,7 @@ Measures, in one run:
 - batched ``AllocationProblem.sum_rate`` assignment evaluations/s at M=4096 (K=10,
   N=4), with perfect SIC (default) and with imperfect SIC (full SINR path).
 
-Targets (issue 3): ChannelPower-v0 >= 0.25x CartPole-v1; >= 2e6 evaluations/s.
+Targets: ChannelPower-v0 >= 0.25x CartPole-v1; >= 2e6 evaluations/s.
 
 Usage: ``python benchmarks/bench_channel_power.py [--json] [--repeats 5]``
 """

@@ -13,7 +13,7 @@ Measures, in one run (medians over ``--repeats``):
   the fast path), and the speed-up ratio;
 - ``case_study_round_s``: seconds per ``case-study`` round (50 devices, 8 qubits).
 
-Targets (issue 4): small >= 20 rounds/s; >= 10x the naive reference; a case-study
+Targets: small >= 20 rounds/s; >= 10x the naive reference; a case-study
 round <= 1 s.
 
 Usage: ``python benchmarks/bench_qfl.py [--json] [--repeats 5]``

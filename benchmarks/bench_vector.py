@@ -9,7 +9,7 @@ resets included) of
 - ``gym.make_vec(..., vectorization_mode="sync")`` (``SyncVectorEnv`` of single envs),
 
 with the same pre-drawn random actions, interleaved repeats (both see the same
-machine load) and medians. Targets (issue 7): >= 1,000,000 env-steps/s at 1024 envs;
+machine load) and medians. Targets: >= 1,000,000 env-steps/s at 1024 envs;
 native >= 10x SyncVectorEnv at the same ``num_envs``.
 
 Usage: ``python benchmarks/bench_vector.py [--json] [--repeats 5] [--num-envs 16 256 1024]

@@ -30,7 +30,7 @@ def register_envs() -> None:
         gym.register(
             id=CHANNEL_POWER_ID,
             entry_point="qfl_gym.envs.channel_power:ChannelPowerEnv",
-            # native batched VectorEnv: gym.make_vec(id, num_envs=n) (issue 7)
+            # native batched VectorEnv: gym.make_vec(id, num_envs=n)
             vector_entry_point="qfl_gym.vector.channel_power:ChannelPowerVectorEnv",
         )
     if QFL_ID not in registry:
@@ -38,6 +38,6 @@ def register_envs() -> None:
         gym.register(
             id=QFL_ID,
             entry_point="qfl_gym.envs.qfl:QFLEnv",
-            # native VectorEnv training every sub-env's devices as one batch (issue 7)
+            # native VectorEnv training every sub-env's devices as one batch
             vector_entry_point="qfl_gym.vector.qfl:QFLVectorEnv",
         )

@@ -1,4 +1,4 @@
-"""Noisy QAOA (issue 8, part B): the numpy density matrix equals PennyLane's
+"""Noisy QAOA: the numpy density matrix equals PennyLane's
 ``default.mixed`` (energies and adjoint gradients), limits of the channels are exact,
 and the agent's noise options are validated and deterministic."""
 

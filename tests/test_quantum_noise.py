@@ -1,4 +1,4 @@
-"""Quantum noise and hardware limits of the VQC (issue 8, part B).
+"""Quantum noise and hardware limits of the VQC.
 
 The batched density-matrix fast path equals PennyLane's ``default.mixed`` with the same
 channels (outputs and gradients), shot estimates are unbiased with the right variance,

@@ -34,9 +34,8 @@ Implementation (everything complex128 numpy, ``D = 2^n``):
   about three forward passes for all ``2p`` angles, memory ``2p + 2`` density matrices.
 
 Cost grows as ``4^n`` in memory and time (a state vector: ``2^n``), so
-:data:`MAX_NOISY_QUBITS` = 10 (16 MiB per matrix). Measured here (one thread, p = 2):
-8 qubits ~10 ms per forward pass and ~25 ms per value and gradient (state vector:
-0.05 / 0.13 ms), so an 8-qubit block solve takes ~0.7 s; 10 qubits ~0.25 s / 0.6 s.
+:data:`MAX_NOISY_QUBITS` = 10 (16 MiB per matrix): a noisy block solve costs orders of
+magnitude more than the state-vector one (``benchmarks/bench_quantum_noise.py``).
 """
 
 from __future__ import annotations

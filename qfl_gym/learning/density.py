@@ -35,9 +35,9 @@ Cost: ``O(K B D^3)`` per layer (``O(K B D^2 2^g)`` with blocks of ``g`` qubits) 
 ``O(K B D^2)`` memory per saved tensor, against ``O(K B D^2)`` and ``O(K B D)`` for pure
 states. Passes larger than :attr:`DensityMatrixVQC.max_pass_elements` matrix entries are
 split over devices (training, :meth:`devices_per_pass`) or samples (evaluation), which
-bounds memory; time still grows as ``8^n``. Measured (2 cores): a ``small`` round
-(K=8, 4 qubits) ~28 ms, ~90x faster than ``default.mixed``; 6 qubits ~0.3 s; the
-8-qubit, 50-device ``case-study`` ~40 s per round.
+bounds memory; time still grows as ``8^n``, so 4 qubits are cheap (far faster than
+``default.mixed``) and the 8-qubit ``case-study`` is slow; figures are on the docs'
+benchmarks page (``benchmarks/bench_quantum_noise.py``).
 
 The pure-state path is untouched: without noise channels
 :func:`~qfl_gym.learning.training.make_model` returns

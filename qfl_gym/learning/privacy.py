@@ -115,7 +115,7 @@ class PrivacyConfig:
         "rdp",
         "-",
         "privacy accountant of dp_accounting: 'rdp' (Renyi DP, fast) or 'pld' (privacy "
-        "loss distributions, tighter, ~20 ms per new round)",
+        "loss distributions, tighter, slower)",
         "Mironov 2017; Koskela et al. 2020",
     )
 

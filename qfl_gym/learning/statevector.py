@@ -20,9 +20,8 @@ How it stays cheap (the circuits are tiny, so Python and per-op overhead dominat
   apply the block unitaries to the state with ``einsum`` and permute the state
   (memory ``O(K B D)`` instead of ``O(K D^2)``).
 
-Measured on 2 cores (K=8, B=16, 4 qubits, 2 layers): ~0.6 ms per forward+backward in
-complex64, ~0.7 ms in complex128; blocks larger than 4-5 qubits made the backward pass
-of the Kronecker products much slower (n=6 as one block: ~8x).
+complex64 is somewhat faster than complex128 (``benchmarks/bench_qfl.py``); blocks
+larger than 4-5 qubits make the backward pass of the Kronecker products much slower.
 
 Wire order follows PennyLane: wire 0 is the most significant bit of the basis index.
 Gradients come from torch autograd (exact, "backprop"); the equivalence with

@@ -387,10 +387,6 @@ class UplinkChannel:
         self._block_len = B
         self._pos = 0
 
-    def _fading_power(self, h: np.ndarray) -> np.ndarray:
-        """``|h|^2`` of fading states shaped (..., 2, K, N) (real, imag planes)."""
-        return self.model.fading_power(h, self._los)
-
     def _set_slot(self, gains: np.ndarray, features: np.ndarray | None) -> None:
         if features is None:
             gains.flags.writeable = False

@@ -254,14 +254,6 @@ class UplinkConfig:
         """Gauss-Markov coefficient rho between consecutive slots (Jakes)."""
         return jakes_correlation(self.speed_mps, self.carrier_hz, self.slot_s)
 
-    @property
-    def action_nvec(self) -> np.ndarray:
-        """``MultiDiscrete`` sizes of the action: N for each channel, then L for each power."""
-        return np.array(
-            [self.num_subchannels] * self.num_devices + [self.num_power_levels] * self.num_devices,
-            dtype=np.int64,
-        )
-
     def replace(self, **changes: Any) -> UplinkConfig:
         """A validated copy with ``changes`` applied; unknown names list the valid ones."""
         check_field_names(type(self), changes)
@@ -290,7 +282,7 @@ def check_field_names(cls: type, changes: dict[str, Any]) -> None:
 
 
 UPLINK_PRESETS: dict[str, UplinkConfig] = {
-    # The benchmark scale of the issues: K=10, N=4, L=4, perfect SIC.
+    # The benchmark scale: K=10, N=4, L=4, perfect SIC.
     "default": UplinkConfig(),
     # Small enough for exhaustive search and QAOA without block decomposition:
     # (N*L)^K = 4^4 = 256 assignments, 8 qubits in binary encoding.

@@ -135,7 +135,7 @@ def sic_sinr(
         load = subchannel_load_w(s, channels, int(channels.max()) + 1)
         before = np.take_along_axis(load, channels, axis=-1) - s - interference
         interference += sic_residual * np.maximum(before, 0.0)
-    # a (N,) array per sub-channel, or one float / 0-d array (np.ndim costs ~2 us here)
+    # a (N,) array per sub-channel, or one float / 0-d array (cheaper than np.ndim)
     per_channel = isinstance(noise_w, np.ndarray) and noise_w.ndim
     interference += noise_w.take(channels) if per_channel else noise_w
     return s / interference
