@@ -6,11 +6,10 @@ from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.allocation_env import AllocationEnv
-from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
+from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, allocation_reward
@@ -124,8 +123,8 @@ class ChannelPowerEnv(AllocationEnv):
         K, N, L = cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels
         self.codec = ActionCodec(K, N, L)
         self.action_space = self.codec.space()
-        low, high = channel_observation_bounds(K, N, [0.0], [1.0])
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_layout = channel_power_layout(K, N)
+        self.observation_space = self.observation_layout.space()
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = ProblemConstants.from_config(cfg)

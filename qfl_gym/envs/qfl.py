@@ -11,12 +11,11 @@ from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.channel_power import allocation_image
-from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
+from qfl_gym.envs.observation import LOSS_FEATURE_BOUND, qfl_layout, rate_features, snr_features
 from qfl_gym.envs.qfl_scenario import DELIVERIES_RATE_WEIGHT, QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, RoundResult
 from qfl_gym.wireless.channel import UplinkChannel
@@ -28,9 +27,6 @@ from qfl_gym.wireless.delivery import (
 )
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
 from qfl_gym.wireless.secrecy import EavesdropperChannel
-
-#: loss features are ``loss / ln(C)`` (1 = a uniform guess), capped at this value
-LOSS_FEATURE_BOUND = 16.0
 
 
 def problem_constants(sc: QFLScenario) -> ProblemConstants:
@@ -252,11 +248,8 @@ class QFLEnv(AllocationEnv):
         K, N, L = cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels
         self.codec = ActionCodec(K, N, L)
         self.action_space = self.codec.space()
-        B = LOSS_FEATURE_BOUND
-        low, high = channel_observation_bounds(
-            K, N, [0.0] * (2 * K + 2), [B] * (K + 1) + [1.0] * (K + 1)
-        )
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_layout = qfl_layout(K, N)
+        self.observation_space = self.observation_layout.space()
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         self._constants = problem_constants(sc)

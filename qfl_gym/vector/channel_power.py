@@ -7,12 +7,11 @@ from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
-from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
+from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
 from qfl_gym.validation import check_bool, check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
 from qfl_gym.wireless import noma
@@ -147,8 +146,8 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         self.codec = ActionCodec(K, N, L)
         self.single_action_space = self.codec.space()
         self.action_space = batch_space(self.single_action_space, n)
-        low, high = channel_observation_bounds(K, N, [0.0], [1.0])
-        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_layout = channel_power_layout(K, N)
+        self.single_observation_space = self.observation_layout.space()
         self.observation_space = batch_space(self.single_observation_space, n)
 
         self._snr_scale = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)

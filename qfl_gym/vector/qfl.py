@@ -19,13 +19,12 @@ from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
-from qfl_gym.envs.observation import channel_observation_bounds, rate_features, snr_features
-from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, problem_constants, round_reward, security_info
+from qfl_gym.envs.observation import LOSS_FEATURE_BOUND, qfl_layout, rate_features, snr_features
+from qfl_gym.envs.qfl import problem_constants, round_reward, security_info
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.validation import check_int
@@ -178,11 +177,8 @@ class QFLVectorEnv(UplinkVectorEnv):
         self.codec = ActionCodec(K, N, cfg.num_power_levels)
         self.single_action_space = self.codec.space()
         self.action_space = batch_space(self.single_action_space, n)
-        B = LOSS_FEATURE_BOUND
-        low, high = channel_observation_bounds(
-            K, N, [0.0] * (2 * K + 2), [B] * (K + 1) + [1.0] * (K + 1)
-        )
-        self.single_observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.observation_layout = qfl_layout(K, N)
+        self.single_observation_space = self.observation_layout.space()
         self.observation_space = batch_space(self.single_observation_space, n)
 
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
