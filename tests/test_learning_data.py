@@ -30,7 +30,7 @@ def test_bundled_datasets_match_their_static_facts(name):
 
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="dataset") as exc:
-        LearningConfig(dataset="mnist")
+        LearningConfig(dataset="imagenet")
     for name in DATASETS:
         assert name in str(exc.value)
     with pytest.raises(ValueError, match="digits"):

@@ -7,16 +7,20 @@ and source in ``dataclasses.fields(...)[i].metadata``; a bad value raises
 rejects unknown names listing the valid ones.
 
 Validation needs no dataset download and imports neither torch nor PennyLane: the
-datasets' class counts are known statically (:data:`DATASETS`).
+bundled datasets' class counts are known statically (:data:`DATASETS`); the datasets
+read from local files (:data:`~qfl_gym.learning.datasets.LOCAL_DATASETS`: MNIST,
+Fashion-MNIST, CIFAR-10) are checked for their files in ``data_dir``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from qfl_gym.learning.aggregation import AGGREGATION_RULES
+from qfl_gym.learning.datasets import LOCAL_DATASETS, check_data_dir
 from qfl_gym.validation import check_choice, check_float, check_int
 from qfl_gym.wireless.config import check_field_names, param
 
@@ -67,7 +71,19 @@ class LearningConfig:
     """
 
     # ------------------------------------------------------------------ data
-    dataset: str = param("digits", "-", f"scikit-learn dataset: {', '.join(DATASETS)}")
+    dataset: str = param(
+        "digits",
+        "-",
+        f"scikit-learn dataset ({', '.join(DATASETS)}) or one read from local files in "
+        f"data_dir ({', '.join(LOCAL_DATASETS)}; their own train/test split)",
+    )
+    data_dir: str | None = param(
+        None,
+        "-",
+        "folder holding the files of a local dataset (mnist / fashion-mnist: the four "
+        "IDX files, optionally .gz; cifar10: data_batch_1..5 and test_batch); never "
+        "downloaded. None for the bundled datasets",
+    )
     classes: tuple[int, ...] | None = param(
         (0, 1, 2, 3), "-", "class subset (labels of the dataset) or None for all classes"
     )
@@ -155,8 +171,9 @@ class LearningConfig:
     )
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        info = DATASETS[self.dataset]
+        check_choice("dataset", self.dataset, (*DATASETS, *LOCAL_DATASETS))
+        self._check_data_dir()
+        info = self.dataset_info
         if self.classes is not None:
             if isinstance(self.classes, str | bytes) or not hasattr(self.classes, "__iter__"):
                 raise ValueError(
@@ -199,10 +216,39 @@ class LearningConfig:
         if self.torch_threads is not None:
             check_int("torch_threads", self.torch_threads, low=1, high=1024)
 
+    def _check_data_dir(self) -> None:
+        if not self.is_local_dataset:
+            if self.data_dir is not None:
+                raise ValueError(
+                    f"data_dir is only for the local datasets ({', '.join(LOCAL_DATASETS)}); "
+                    f"dataset {self.dataset!r} ships with scikit-learn: leave data_dir None"
+                )
+            return
+        if self.data_dir is None:
+            raise ValueError(
+                f"data_dir: dataset {self.dataset!r} is read from local files (never "
+                f"downloaded); set data_dir to the folder holding "
+                f"{', '.join(LOCAL_DATASETS[self.dataset].files)}"
+            )
+        if not isinstance(self.data_dir, str | os.PathLike):
+            raise ValueError(f"data_dir must be a folder path, got {self.data_dir!r}")
+        object.__setattr__(self, "data_dir", os.fspath(self.data_dir))
+        try:
+            check_data_dir(self.dataset, self.data_dir)
+        except FileNotFoundError as exc:
+            raise ValueError(str(exc)) from None
+
     # ----------------------------------------------------------------- derived
     @property
-    def dataset_info(self) -> DatasetInfo:
-        """Static facts of :attr:`dataset`."""
+    def is_local_dataset(self) -> bool:
+        """Whether :attr:`dataset` is read from files in :attr:`data_dir`."""
+        return self.dataset in LOCAL_DATASETS
+
+    @property
+    def dataset_info(self) -> Any:
+        """Static facts of :attr:`dataset` (:class:`DatasetInfo` or ``LocalDatasetInfo``)."""
+        if self.is_local_dataset:
+            return LOCAL_DATASETS[self.dataset]
         return DATASETS[self.dataset]
 
     @property

@@ -17,6 +17,12 @@ Pipeline (:func:`prepare_data`), every statistic fitted on the training split on
    minimum and maximum: :math:`x = \pi (z - z_{min}) / (z_{max} - z_{min})`; test angles
    outside the training range are clipped to :math:`[0, \pi]` (scikit-learn's
    ``MinMaxScaler(clip=True)``).
+
+The datasets read from local files (MNIST, Fashion-MNIST, CIFAR-10;
+:mod:`qfl_gym.learning.datasets`) skip steps 1-2: their own train/test split is used
+(``test_fraction`` does not apply, no draw from the generator) and their images are
+first downsampled to at most 64 block-averaged grey pixels; steps 3-5 are the same,
+fitted on the training split only.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from functools import lru_cache
 import numpy as np
 
 from qfl_gym.learning.config import DATASETS, LearningConfig
+from qfl_gym.learning.datasets import load_local_dataset
 
 
 @lru_cache(maxsize=len(DATASETS))
@@ -36,7 +43,10 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     Cached: the files are parsed once per process.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(map(repr, DATASETS))}")
+        raise ValueError(
+            f"unknown bundled dataset {name!r}; valid: {', '.join(map(repr, DATASETS))} "
+            "(local files: qfl_gym.learning.datasets.load_local_dataset)"
+        )
     from sklearn import datasets  # heavy import, only when data is needed
 
     bunch = getattr(datasets, DATASETS[name].loader)()
@@ -48,7 +58,18 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def split_counts(config: LearningConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Training and test samples per kept class, (C,) each, without loading the data."""
+    """Training and test samples per kept class, (C,) each.
+
+    Bundled datasets: from their static class counts, without loading the data. Local
+    datasets: counted in their (cached) files.
+    """
+    if config.is_local_dataset:
+        local = load_local_dataset(config.dataset, config.data_dir)
+        labels = np.asarray(config.class_labels)
+        size = config.dataset_info.num_classes
+        n_train = np.bincount(local.y_train, minlength=size)[labels]
+        n_test = np.bincount(local.y_test, minlength=size)[labels]
+        return n_train.astype(np.int64), n_test.astype(np.int64)
     counts = np.array([config.dataset_info.class_counts[c] for c in config.class_labels])
     n_test = np.maximum(1, np.rint(config.test_fraction * counts).astype(np.int64))
     n_test = np.minimum(n_test, counts - 1)
@@ -131,7 +152,8 @@ class PreparedData:
     preprocessor : AnglePreprocessor
         The transform, fitted on the training rows only.
     train_index, test_index : ndarray of int64
-        Rows of the full dataset (:func:`load_dataset`) in each split.
+        Rows of the full dataset (:func:`load_dataset`) in each split; for a local
+        dataset, rows of its own training and test arrays.
     """
 
     x_train: np.ndarray
@@ -178,6 +200,8 @@ def prepare_data(config: LearningConfig, rng: np.random.Generator) -> PreparedDa
 
 
 def _prepare_data(config: LearningConfig, rng: np.random.Generator) -> PreparedData:
+    if config.is_local_dataset:
+        return _prepare_local(config)
     x_all, y_all = load_dataset(config.dataset)
     labels = np.asarray(config.class_labels)
     rows = np.flatnonzero(np.isin(y_all, labels))
@@ -194,4 +218,29 @@ def _prepare_data(config: LearningConfig, rng: np.random.Generator) -> PreparedD
         preprocessor=prep,
         train_index=rows[train],
         test_index=rows[test],
+    )
+
+
+def _prepare_local(config: LearningConfig) -> PreparedData:
+    """A local dataset's own split, kept classes, preprocessing fitted on training rows."""
+    local = load_local_dataset(config.dataset, config.data_dir)
+    labels = np.asarray(config.class_labels)
+    train = np.flatnonzero(np.isin(local.y_train, labels))
+    test = np.flatnonzero(np.isin(local.y_test, labels))
+    for split, rows in (("training", train), ("test", test)):
+        if rows.size == 0:
+            raise ValueError(
+                f"dataset {config.dataset!r} in {config.data_dir!r} has no {split} sample of "
+                f"classes {config.class_labels}"
+            )
+    prep = AnglePreprocessor.fit(local.x_train[train], config.n_qubits)
+    return PreparedData(
+        x_train=prep.transform(local.x_train[train]),
+        y_train=np.searchsorted(labels, local.y_train[train]),
+        x_test=prep.transform(local.x_test[test]),
+        y_test=np.searchsorted(labels, local.y_test[test]),
+        class_labels=tuple(int(c) for c in labels),
+        preprocessor=prep,
+        train_index=train,
+        test_index=test,
     )
