@@ -12,7 +12,13 @@ from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
-from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, allocation_reward
+from qfl_gym.wireless.problem import (
+    STEP_INFO_KEYS,
+    AllocationProblem,
+    ProblemConstants,
+    allocation_reward,
+    uplink_outcome,
+)
 from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
@@ -159,8 +165,9 @@ class ChannelPowerEnv(AllocationEnv):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self.codec.validate(action)
         K = self.config.num_devices
-        info = self._problem._outcome(a[:K], a[K:])
-        reward = info.pop("reward")
+        out = uplink_outcome(self._problem.gains, a[:K], a[K:], self._constants)
+        reward = out["reward"]
+        info = {key: out[key] for key in STEP_INFO_KEYS}
         self._last_action = a
         self._t += 1
         self._obs[self._rate_slice] = rate_features(info["rate_bps"], self.config.bandwidth_hz)

@@ -25,7 +25,12 @@ from qfl_gym.wireless.delivery import (
     upload_energy_j,
     upload_latency_s,
 )
-from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
+from qfl_gym.wireless.problem import (
+    STEP_INFO_KEYS,
+    AllocationProblem,
+    ProblemConstants,
+    uplink_outcome,
+)
 from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
@@ -315,8 +320,8 @@ class QFLEnv(AllocationEnv):
         sc = self.scenario
         K = sc.num_devices
         channels, levels = a[:K], a[K:]
-        info = self._problem._outcome(channels, levels)
-        info.pop("reward")  # ChannelPower-v0's reward; QFL-v0 has its own
+        out = uplink_outcome(self._problem.gains, channels, levels, self._constants)
+        info = {key: out[key] for key in STEP_INFO_KEYS}
         eve = self.eavesdroppers
         if eve is not None:  # secrecy of this round (eavesdroppers' current channels)
             power = self._constants.power_levels_w.take(levels)

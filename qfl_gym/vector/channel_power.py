@@ -14,12 +14,14 @@ from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
 from qfl_gym.validation import check_bool, check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
-from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
-from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants, allocation_reward
-
-STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
+from qfl_gym.wireless.problem import (
+    STEP_INFO_KEYS,
+    AllocationProblem,
+    ProblemConstants,
+    uplink_outcome,
+)
 
 
 class ChannelPowerVectorEnv(UplinkVectorEnv):
@@ -160,18 +162,12 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         self._constants = const = ProblemConstants.from_config(cfg)
         self._noise = const.uniform_noise_w or const.noise_w
         self._levels_w = np.asarray(cfg.power_levels_w, dtype=np.float64)
-        self._penalized = bool(cfg.energy_weight or cfg.outage_penalty)
         self._obs_dim = K * N + K + 1
-        # flat index of gains[e, k, 0], device-major (K, n)
-        self._gain_offsets = (
-            np.arange(n, dtype=np.int64)[None, :] * (K * N)
-            + np.arange(K, dtype=np.int64)[:, None] * N
-        )
         self._init_action_bounds()
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._seeds: list[int | None] = [None] * n
         self._t = np.zeros(n, dtype=np.int64)
-        self._rate_features = np.zeros((K, n))  # device-major, 0 after reset
+        self._rate_features = np.zeros((n, K))  # 0 after reset
         self._none_ended = np.zeros(n, dtype=bool)
         self._none_ended.flags.writeable = False
         self._autoreset = self._none_ended
@@ -206,7 +202,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         generators = [self._rngs[i] for i in idx.tolist()]
         gains = self.channel.reset(generators, idx if masked else None)
         self._t[idx] = 0
-        self._rate_features[:, idx] = 0.0
+        self._rate_features[idx] = 0.0
         if self._any_autoreset:
             self._autoreset = self._autoreset.copy()
             self._autoreset[idx] = False
@@ -237,7 +233,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
                 actions[pending] = 0
         a = self._validate(actions)
         K = self.num_devices
-        out = self._evaluate(a)
+        out = uplink_outcome(self.channel.gains, a[:, :K], a[:, K:], self._constants)
         reward = out["reward"]
         rate = out["rate_bps"]
         if pending is None:
@@ -251,12 +247,12 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         self._rate_features = rate_features(rate, self.config.bandwidth_hz)
         truncated = self._t >= self.config.horizon
         terminated = np.zeros(self.num_envs, dtype=bool)
-        info = self._step_info(out, K)
+        info = self._step_info(out)
         if pending is not None:
             idx = np.flatnonzero(pending)
             gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
             self._t[idx] = 0
-            self._rate_features[:, idx] = 0.0
+            self._rate_features[idx] = 0.0
             truncated[idx] = False
             info = mask_info(info, ~pending)
         obs = self._observe(gains)
@@ -278,57 +274,19 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         return AllocationProblem._trusted(self.channel.gains[i], self._constants)
 
     # ------------------------------------------------------------ internals
-    def _evaluate(self, a: np.ndarray) -> dict[str, np.ndarray]:
-        """Outcome of every sub-environment's action, device-major (K, n) arrays."""
-        K = self.num_devices
-        cfg = self.config
-        channels = a[:, :K].T  # device-major views
-        power = self._levels_w.take(a[:, K:].T)
-        gains = self.channel.gains.reshape(-1)
-        s = power * gains.take(self._gain_offsets + channels)
-        sinr = noma.sic_sinr_device_major(s, channels, self._noise, cfg.sic_residual)
-        rate = noma.rates_bps(sinr, cfg.bandwidth_hz)
-        sum_rate = rate.sum(axis=0)
-        energy = power
-        energy *= cfg.slot_s
-        outage = rate < cfg.min_rate_bps
-        reward = sum_rate * 1e-6
-        if self._penalized:
-            reward = allocation_reward(
-                reward * 1e6, energy.T, outage.T, cfg.energy_weight, cfg.outage_penalty
-            )
-        return {
-            "rate_bps": rate,
-            "sinr": sinr,
-            "sum_rate_bps": sum_rate,
-            "energy_j": energy,
-            "outage": outage,
-            "reward": reward,
-        }
-
-    def _step_info(self, out: dict[str, np.ndarray], K: int) -> dict[str, Any]:
-        sinr_db = np.maximum(out["sinr"], 1e-30)
-        np.log10(sinr_db, out=sinr_db)
-        sinr_db *= 10.0
-        masks = np.ones((5, self.num_envs), dtype=bool)  # one independent row per key
-        return {
-            "rate_bps": out["rate_bps"].T,
-            "_rate_bps": masks[0],
-            "sinr_db": sinr_db.T,
-            "_sinr_db": masks[1],
-            "sum_rate_bps": out["sum_rate_bps"],
-            "_sum_rate_bps": masks[2],
-            "energy_j": out["energy_j"].T,
-            "_energy_j": masks[3],
-            "outage": out["outage"].T,
-            "_outage": masks[4],
-        }
+    def _step_info(self, out: dict[str, Any]) -> dict[str, Any]:
+        """The step's ``info``: every outcome key with its (all-True) mask."""
+        info: dict[str, Any] = {}
+        for key in STEP_INFO_KEYS:
+            info[key] = out[key]
+            info[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+        return info
 
     def _observe(self, gains: np.ndarray) -> np.ndarray:
         n, K, N = gains.shape
         obs = np.empty((n, self._obs_dim), dtype=np.float32)
         obs[:, : K * N] = self.channel.features.reshape(n, K * N)
-        obs[:, K * N : K * N + K] = self._rate_features.T
+        obs[:, K * N : K * N + K] = self._rate_features
         np.divide(self._t, self.config.horizon, out=obs[:, -1])  # t / horizon, as float32
         return obs
 
@@ -352,7 +310,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         info, finals = self._split_for_same_step(done, obs, info)
         gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
         self._t[idx] = 0
-        self._rate_features[:, idx] = 0.0
+        self._rate_features[idx] = 0.0
         obs = self._observe(gains)
         if self.include_problem:
             self._add_problems(info, gains, None)

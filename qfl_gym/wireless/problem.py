@@ -1,21 +1,70 @@
-"""The per-slot decision instance handed to optimizers as ``info["problem"]``.
+r"""The per-slot decision instance handed to optimizers as ``info["problem"]``.
 
 An :class:`AllocationProblem` is one channel realization plus everything needed to
 score any assignment of (sub-channel, power level) to devices on it. It is immutable
 (its arrays are read-only), cheap to build every step, and evaluates batches of
 assignments in one call, which is what QAOA, SCA and exhaustive search need.
+
+The allocation objective
+------------------------
+:func:`objective_value` is the one definition of what every optimizer maximizes
+(``AllocationProblem.reward``, the envs' reward when it is the allocation objective,
+SCA at continuous powers, QAOA's cost). From each device's rate :math:`r_k` (bit/s),
+SINR :math:`\gamma_k` and transmit power :math:`p_k` (W), in Mbit/s units:
+
+.. math::
+
+    f = \sum_k u_k + w_{\min} \min_k r_k / 10^6, \qquad
+    u_k = w_r r_k / 10^6 - w_E T p_k - w_o [r_k < r_{\min}]
+          + w_d P^{\text{deliver}}_k - w_s \max(0, r_{\min} - r_k) / 10^6,
+
+with :math:`T` the slot (``slot_s``), :math:`P^{\text{deliver}}_k = [S / r_k \le
+T_{\max}] \exp(-m / \gamma_k)` (:func:`~qfl_gym.wireless.delivery.delivery_probability`)
+and the weights of :class:`ProblemConstants`. The named objectives
+(:data:`OBJECTIVES`, built by :func:`objective_constants`) set the weights; the
+uplink's prices ``energy_weight`` (:math:`w_E`) and ``outage_penalty`` (:math:`w_o`)
+apply on top of every one:
+
+``sum-rate`` (default; the reference study's)
+    :math:`w_r = 1`: the sum rate in Mbit/s.
+``deliveries``
+    :math:`w_d = 1, w_r = 0.01`: the expected number of updates delivered within the
+    deadline, plus 0.01 x the sum rate in Mbit/s as a tie-break.
+``round-time``
+    :math:`w_{\min} = 1, w_r = 0.001 / K`: the slowest device's rate in Mbit/s plus
+    0.001 x the mean rate as a tie-break. Maximizing it minimizes the slowest upload
+    :math:`S / \min_k r_k`, i.e. the round time of full participation; it is finite
+    for every assignment. A shorter round always scores higher unless the two slowest
+    rates differ by less than 0.1% of the difference of the mean rates.
+``min-rate``
+    :math:`w_r = 1, w_s =` ``min_rate_penalty``: the sum rate minus ``min_rate_penalty``
+    Mbit/s per Mbit/s that a device falls short of ``min_rate_bps``. The penalty is a
+    per-device term, so the QUBO of ``qaoa-qubo`` and ``annealing`` carries it like
+    the rate; ``min_rate_penalty`` larger than 1 makes meeting the minimum worth more
+    than rate elsewhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.validation import check_choice
 from qfl_gym.wireless import noma
-from qfl_gym.wireless.delivery import delivery_probability
+from qfl_gym.wireless.delivery import CHEN_WATERFALL_THRESHOLD_DB, delivery_probability
+
+#: What ``AllocationProblem.reward`` (the optimizers' objective) measures (module docstring).
+OBJECTIVES = ("sum-rate", "deliveries", "round-time", "min-rate")
+#: Weight of the sum rate (per Mbit/s) in the "deliveries" objective: a tie-break.
+DELIVERIES_RATE_WEIGHT = 0.01
+#: Weight of the mean rate (per Mbit/s) in the "round-time" objective: a tie-break.
+ROUND_TIME_MEAN_RATE_WEIGHT = 1e-3
+#: Default ``min_rate_penalty`` of the "min-rate" objective (Mbit/s per Mbit/s short).
+DEFAULT_MIN_RATE_PENALTY = 10.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,28 +79,45 @@ class ProblemConstants:
     slot_s: float
     energy_weight: float
     outage_penalty: float
-    # objective weights beyond the sum rate (QFL-v0 objective="deliveries")
+    # objective weights (module docstring; set by objective_constants)
     rate_weight: float = 1.0
     delivery_weight: float = 0.0
     update_bits: float = 1.0
     deadline_s: float = 1.0
     waterfall_m: float = 0.0
+    shortfall_weight: float = 0.0
+    slowest_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        # the envs' hot path asks this every step
+        object.__setattr__(
+            self,
+            "_sum_rate_only",
+            not (
+                self.energy_weight
+                or self.outage_penalty
+                or self.delivery_weight
+                or self.shortfall_weight
+                or self.slowest_weight
+            ),
+        )
 
     @classmethod
     def from_config(cls, config: Any) -> ProblemConstants:
-        """The constants of ``config`` (an :class:`~qfl_gym.wireless.config.UplinkConfig`)."""
-        noise = np.full(config.num_subchannels, config.noise_w)
-        noise.flags.writeable = False
-        return cls(
-            noise,
-            config.power_levels_w,
-            float(config.bandwidth_hz),
-            float(config.sic_residual),
-            float(config.min_rate_bps),
-            float(config.slot_s),
-            float(config.energy_weight),
-            float(config.outage_penalty),
-        )
+        """The constants of ``config`` (an :class:`~qfl_gym.wireless.config.UplinkConfig`),
+        with its ``objective`` (:func:`objective_constants`)."""
+        return objective_constants(getattr(config, "objective", "sum-rate"), config)
+
+    @property
+    def objective(self) -> str:
+        """Name of the objective these weights define (one of :data:`OBJECTIVES`)."""
+        if self.slowest_weight:
+            return "round-time"
+        if self.delivery_weight:
+            return "deliveries"
+        if self.shortfall_weight:
+            return "min-rate"
+        return "sum-rate"
 
     @property
     def uniform_noise_w(self) -> float:
@@ -79,12 +145,19 @@ class ProblemConstants:
             self.update_bits,
             self.deadline_s,
             self.waterfall_m,
+            self.shortfall_weight,
+            self.slowest_weight,
         )
 
     @property
     def sum_rate_only(self) -> bool:
         """True when the objective is ``rate_weight * sum rate`` alone."""
-        return not (self.energy_weight or self.outage_penalty or self.delivery_weight)
+        return self._sum_rate_only
+
+    @property
+    def separable(self) -> bool:
+        """True when the objective is a sum of per-device terms (no minimum over devices)."""
+        return not self.slowest_weight
 
     def equals(self, other: ProblemConstants) -> bool:
         return all(
@@ -338,23 +411,8 @@ class AllocationProblem:
     def device_rewards(
         self, rate_bps: np.ndarray, sinr: np.ndarray, power_w: np.ndarray
     ) -> np.ndarray:
-        """Each device's share of :meth:`reward` (the objective is their sum).
-
-        ``u_k = rate_weight r_k / 1e6 - energy_weight p_k slot_s
-        - outage_penalty [r_k < min_rate] + delivery_weight P(deliver_k)``.
-        Arrays share any shape with a trailing device axis; ``power_w`` in W.
-        """
-        const = self._c
-        u = rate_bps * (1e-6 * const.rate_weight)
-        if const.energy_weight:
-            u = u - const.energy_weight * const.slot_s * power_w
-        if const.outage_penalty:
-            u = u - const.outage_penalty * (rate_bps < const.min_rate_bps)
-        if const.delivery_weight:
-            u = u + const.delivery_weight * delivery_probability(
-                rate_bps, sinr, const.update_bits, const.deadline_s, const.waterfall_m
-            )
-        return u
+        """Each device's share of :meth:`reward` (:func:`device_objective` of this problem)."""
+        return device_objective(rate_bps, sinr, power_w, self._c)
 
     def outcome(self, channels: Any, power_levels: Any) -> dict[str, Any]:
         """What one assignment (K,) achieves on this realization.
@@ -369,33 +427,12 @@ class AllocationProblem:
         c, p = self.check_assignment(channels, power_levels)
         if c.ndim != 1:
             raise ValueError(f"outcome() takes one assignment of shape (K,), got {c.shape}")
-        return self._outcome(c.astype(np.int64, copy=False), p.astype(np.int64, copy=False))
+        out = self._outcome(c.astype(np.int64, copy=False), p.astype(np.int64, copy=False))
+        return {key: out[key] for key in OUTCOME_KEYS}
 
     def _outcome(self, c: np.ndarray, p: np.ndarray) -> dict[str, Any]:
         """:meth:`outcome` for validated int64 (K,) arrays: the environments' hot path."""
-        const = self._c
-        power = const.power_levels_w.take(p)
-        s = power * self.gains.take(_row_offsets(*self.gains.shape) + c)
-        sinr = noma.sic_sinr(s, c, const.uniform_noise_w or const.noise_w, const.sic_residual)
-        rate = noma.rates_bps(sinr, const.bandwidth_hz)
-        sum_rate = sum(rate.tolist())
-        energy = power * const.slot_s
-        outage = rate < const.min_rate_bps
-        if const.sum_rate_only:
-            reward = sum_rate * (1e-6 * const.rate_weight)
-        else:
-            reward = float(self.device_rewards(rate, sinr, power).sum())
-        sinr_db = np.maximum(sinr, 1e-30, out=sinr)
-        np.log10(sinr_db, out=sinr_db)
-        sinr_db *= 10.0
-        return {
-            "rate_bps": rate,
-            "sinr_db": sinr_db,
-            "sum_rate_bps": sum_rate,
-            "energy_j": energy,
-            "outage": outage,
-            "reward": float(reward),
-        }
+        return uplink_outcome(self.gains, c, p, self._c)
 
     def _received(self, c: np.ndarray, p: np.ndarray) -> np.ndarray:
         return noma.received_power(
@@ -429,3 +466,118 @@ def allocation_reward(
     if outage_penalty:
         value = value - outage_penalty * outage.sum(axis=-1)
     return value
+
+
+def device_objective(
+    rate_bps: np.ndarray, sinr: np.ndarray, power_w: np.ndarray, constants: ProblemConstants
+) -> np.ndarray:
+    """Each device's term ``u_k`` of the allocation objective (the objective is their sum).
+
+    ``u_k = rate_weight r_k / 1e6 - energy_weight p_k slot_s
+    - outage_penalty [r_k < min_rate] + delivery_weight P(deliver_k)``.
+    Arrays share any shape with a trailing device axis; ``power_w`` in W (continuous
+    powers allowed).
+    """
+    const = constants
+    u = rate_bps * (1e-6 * const.rate_weight)
+    if const.energy_weight:
+        u = u - const.energy_weight * const.slot_s * power_w
+    if const.outage_penalty:
+        u = u - const.outage_penalty * (rate_bps < const.min_rate_bps)
+    if const.delivery_weight:
+        u = u + const.delivery_weight * delivery_probability(
+            rate_bps, sinr, const.update_bits, const.deadline_s, const.waterfall_m
+        )
+    return u
+
+
+def objective_value(
+    rate_bps: np.ndarray,
+    sinr: np.ndarray,
+    power_w: np.ndarray,
+    constants: ProblemConstants,
+    sum_rate_bps: Any = None,
+) -> Any:
+    """The allocation objective of outcomes with a trailing device axis (one value each).
+
+    The one definition every environment reward and optimizer uses. ``sum_rate_bps``
+    (the sum of ``rate_bps`` over devices, if the caller has it) is used as is when the
+    objective is the plain sum rate.
+    """
+    const = constants
+    if const.sum_rate_only:
+        total = rate_bps.sum(axis=-1) if sum_rate_bps is None else sum_rate_bps
+        return total * (1e-6 * const.rate_weight)
+    return device_objective(rate_bps, sinr, power_w, const).sum(axis=-1)
+
+
+@lru_cache(maxsize=64)
+def _env_gain_offsets(num_envs: int, num_devices: int, num_subchannels: int) -> np.ndarray:
+    """Flat index of ``gains[e, k, 0]``, device-major (K, n)."""
+    out = (
+        np.arange(num_envs, dtype=np.int64)[None, :] * (num_devices * num_subchannels)
+        + np.arange(num_devices, dtype=np.int64)[:, None] * num_subchannels
+    )
+    out.flags.writeable = False
+    return out
+
+
+def uplink_outcome(
+    gains: np.ndarray, channels: np.ndarray, levels: np.ndarray, constants: ProblemConstants
+) -> dict[str, Any]:
+    """What assignments achieve on their channel realizations: one env or a batch.
+
+    The one step kernel of the uplink, shared by every environment (single envs pass one
+    realization, vector envs one per sub-environment).
+
+    Parameters
+    ----------
+    gains : ndarray, shape (K, N) or (n, K, N)
+        Linear power gains of one environment or of ``n``.
+    channels, levels : ndarray of int64, shape (K,) or (n, K)
+        Validated sub-channel and power-level indices.
+    constants : ProblemConstants
+        Noise, power levels, bandwidth, SIC residual and the objective.
+
+    Returns
+    -------
+    dict
+        ``rate_bps``, ``sinr`` (linear), ``sinr_db`` (floored at -300 dB), ``energy_j``
+        (``p_k slot_s``), ``power_w``, ``outage`` (rate below ``min_rate_bps``), each
+        shaped like ``channels``; ``sum_rate_bps`` and ``reward`` (the objective,
+        :func:`objective_value`): Python floats for one environment, (n,) arrays for a
+        batch.
+    """
+    const = constants
+    noise = const.uniform_noise_w or const.noise_w
+    if channels.ndim == 1:
+        power = const.power_levels_w.take(levels)
+        s = power * gains.take(_row_offsets(*gains.shape) + channels)
+        sinr = noma.sic_sinr(s, channels, noise, const.sic_residual)
+        rate = noma.rates_bps(sinr, const.bandwidth_hz)
+        sum_rate = sum(rate.tolist())
+        reward = float(objective_value(rate, sinr, power, const, sum_rate))
+    else:
+        # device-major (K, n): the K x K decoding comparisons run over long rows
+        n, K, N = gains.shape
+        ch = channels.T
+        power = const.power_levels_w.take(levels.T)
+        s = power * gains.reshape(-1).take(_env_gain_offsets(n, K, N) + ch)
+        sinr_dm = noma.sic_sinr_device_major(s, ch, noise, const.sic_residual)
+        rate_dm = noma.rates_bps(sinr_dm, const.bandwidth_hz)
+        sum_rate = rate_dm.sum(axis=0)
+        sinr, rate, power = sinr_dm.T, rate_dm.T, power.T
+        reward = objective_value(rate, sinr, power, const, sum_rate)
+    sinr_db = np.maximum(sinr, 1e-30)
+    np.log10(sinr_db, out=sinr_db)
+    sinr_db *= 10.0
+    return {
+        "rate_bps": rate,
+        "sinr": sinr,
+        "sinr_db": sinr_db,
+        "sum_rate_bps": sum_rate,
+        "energy_j": power * const.slot_s,
+        "power_w": power,
+        "outage": rate < const.min_rate_bps,
+        "reward": reward,
+    }
