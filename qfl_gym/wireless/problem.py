@@ -65,6 +65,15 @@ DELIVERIES_RATE_WEIGHT = 0.01
 ROUND_TIME_MEAN_RATE_WEIGHT = 1e-3
 #: Default ``min_rate_penalty`` of the "min-rate" objective (Mbit/s per Mbit/s short).
 DEFAULT_MIN_RATE_PENALTY = 10.0
+#: What a step reports of the assignment just taken (``info`` keys of every env).
+STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
+#: What :meth:`AllocationProblem.outcome` returns: the step keys and the objective.
+OUTCOME_KEYS = (*STEP_INFO_KEYS, "reward")
+
+#: Keys of a step's ``info`` taken from :func:`uplink_outcome`.
+STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
+#: Keys of :meth:`AllocationProblem.outcome`.
+OUTCOME_KEYS = (*STEP_INFO_KEYS, "reward")
 
 
 @dataclass(frozen=True, eq=False)
