@@ -402,19 +402,21 @@ class AllocationProblem:
     def reward(self, channels: Any, power_levels: Any) -> np.ndarray | float:
         """The allocation objective of assignments (same shapes as :meth:`sum_rate`).
 
-        ``sum_k u_k`` with the per-device terms of :meth:`device_rewards`. By default
-        (and always for ChannelPower-v0) this is the environment's reward,
-        ``sum_rate / 1e6 - energy_weight * sum(energy_j) - outage_penalty * #outage`` in
-        Mbit/s; it equals ``sum_rate / 1e6`` unless energy, outage or deliveries are
-        priced. Optimizer agents maximize it.
+        :func:`objective_value` of the assignments' rates, SINRs and powers, in the
+        objective's units (Mbit/s for ``sum-rate``; :attr:`objective` names it; module
+        docstring). With the default ``sum-rate`` objective it is ChannelPower-v0's
+        reward, ``sum_rate / 1e6 - energy_weight * sum(energy_j) - outage_penalty *
+        #outage``, equal to ``sum_rate / 1e6`` unless energy or outage are priced; the
+        environment's ``objective`` option makes it (and that reward) another objective.
+        Optimizer agents maximize it.
         """
         const = self._c
         if const.sum_rate_only:
-            return self.sum_rate(channels, power_levels) * (1e-6 * const.rate_weight)
+            return objective_value(None, None, None, const, self.sum_rate(channels, power_levels))
         c, p = self.check_assignment(channels, power_levels)
         sinr = noma.sic_sinr(self._received(c, p), c, const.noise_w, const.sic_residual)
         rate = noma.rates_bps(sinr, const.bandwidth_hz)
-        value = self.device_rewards(rate, sinr, const.power_levels_w.take(p)).sum(axis=-1)
+        value = objective_value(rate, sinr, const.power_levels_w.take(p), const)
         return float(value) if np.ndim(value) == 0 else value
 
     def device_rewards(
@@ -466,10 +468,13 @@ def allocation_reward(
 ) -> Any:
     """Reward in Mbit/s: ``sum_rate/1e6 - energy_weight*sum(E) - outage_penalty*#outage``.
 
-    ``energy_j`` and ``outage`` have a trailing device axis; the result has the shape of
-    ``sum_rate_bps``.
+    The ``sum-rate`` objective (:func:`objective_value`) with the uplink's energy and
+    outage prices, from totals: ``energy_j`` (``p_k slot_s``, J) and ``outage`` have a
+    trailing device axis; the result has the shape of ``sum_rate_bps``. It subtracts
+    the summed prices, so it can differ from :func:`objective_value` in the last bits;
+    prefer :func:`objective_value`, which also knows the other objectives.
     """
-    value = sum_rate_bps * 1e-6
+    value = objective_value(None, None, None, _SUM_RATE, sum_rate_bps)
     if energy_weight:
         value = value - energy_weight * energy_j.sum(axis=-1)
     if outage_penalty:
@@ -480,12 +485,15 @@ def allocation_reward(
 def device_objective(
     rate_bps: np.ndarray, sinr: np.ndarray, power_w: np.ndarray, constants: ProblemConstants
 ) -> np.ndarray:
-    """Each device's term ``u_k`` of the allocation objective (the objective is their sum).
+    """Each device's term ``u_k`` of the allocation objective (module docstring).
 
     ``u_k = rate_weight r_k / 1e6 - energy_weight p_k slot_s
-    - outage_penalty [r_k < min_rate] + delivery_weight P(deliver_k)``.
-    Arrays share any shape with a trailing device axis; ``power_w`` in W (continuous
-    powers allowed).
+    - outage_penalty [r_k < min_rate] + delivery_weight P(deliver_k)
+    - shortfall_weight max(0, min_rate - r_k) / 1e6``.
+    Arrays share any shape with a trailing device axis; ``rate_bps`` in bit/s, ``sinr``
+    linear, ``power_w`` in W (continuous powers allowed). The objective is their sum over
+    devices plus, for ``round-time``, ``slowest_weight * min_k r_k / 1e6``
+    (:func:`objective_value`).
     """
     const = constants
     u = rate_bps * (1e-6 * const.rate_weight)
@@ -497,27 +505,116 @@ def device_objective(
         u = u + const.delivery_weight * delivery_probability(
             rate_bps, sinr, const.update_bits, const.deadline_s, const.waterfall_m
         )
+    if const.shortfall_weight:
+        u = u - (1e-6 * const.shortfall_weight) * np.maximum(const.min_rate_bps - rate_bps, 0.0)
     return u
 
 
 def objective_value(
-    rate_bps: np.ndarray,
-    sinr: np.ndarray,
-    power_w: np.ndarray,
+    rate_bps: np.ndarray | None,
+    sinr: np.ndarray | None,
+    power_w: np.ndarray | None,
     constants: ProblemConstants,
     sum_rate_bps: Any = None,
 ) -> Any:
-    """The allocation objective of outcomes with a trailing device axis (one value each).
+    """The allocation objective from per-device outcomes: the one definition.
 
-    The one definition every environment reward and optimizer uses. ``sum_rate_bps``
-    (the sum of ``rate_bps`` over devices, if the caller has it) is used as is when the
-    objective is the plain sum rate.
+    Every environment reward that is the allocation objective, ``AllocationProblem.reward``
+    and every optimizer (SCA at continuous powers included) use it.
+
+    Parameters
+    ----------
+    rate_bps, sinr, power_w : ndarray, shape (..., K)
+        Each device's rate (bit/s), linear SINR and transmit power (W; continuous
+        powers allowed), with any leading axes (environments, assignments) and a
+        trailing device axis.
+    constants : ProblemConstants
+        The objective's weights (:func:`objective_constants`).
+    sum_rate_bps : float or ndarray, shape (...), optional
+        ``sum_k rate_bps`` as the caller already computed it (e.g. by NOMA's
+        per-sub-channel identity); used as is when the objective is the (weighted) sum
+        rate alone, so callers keep their own summation. Then ``rate_bps``, ``sinr`` and
+        ``power_w`` may be None.
+
+    Returns
+    -------
+    float or ndarray, shape (...)
+        ``sum_k u_k + slowest_weight * min_k r_k / 1e6`` with ``u_k`` of
+        :func:`device_objective` (module docstring), Mbit/s units.
     """
     const = constants
-    if const.sum_rate_only:
+    if const._sum_rate_only:
         total = rate_bps.sum(axis=-1) if sum_rate_bps is None else sum_rate_bps
         return total * (1e-6 * const.rate_weight)
-    return device_objective(rate_bps, sinr, power_w, const).sum(axis=-1)
+    value = device_objective(rate_bps, sinr, power_w, const).sum(axis=-1)
+    if const.slowest_weight:
+        value = value + (1e-6 * const.slowest_weight) * rate_bps.min(axis=-1)
+    return value
+
+
+def objective_constants(
+    objective: str,
+    uplink: Any,
+    *,
+    deadline_s: float | None = None,
+    waterfall_m: float | None = None,
+) -> ProblemConstants:
+    """The :class:`ProblemConstants` of a named objective on an uplink configuration.
+
+    Parameters
+    ----------
+    objective : str
+        One of :data:`OBJECTIVES` (module docstring).
+    uplink : UplinkConfig
+        Supplies noise, power levels, bandwidth, SIC residual, ``min_rate_bps``,
+        ``slot_s``, the prices ``energy_weight`` / ``outage_penalty``, ``update_bits``
+        (``deliveries``) and ``min_rate_penalty`` (``min-rate``).
+    deadline_s : float, optional
+        Upload deadline of ``deliveries``, s. Default: the uplink's ``slot_s`` (an
+        update must arrive within the decision slot; QFL-v0 passes its round deadline).
+    waterfall_m : float, optional
+        Linear waterfall threshold ``m`` of the packet error rate in ``deliveries``
+        (0: error-free packets). Default: Chen et al.'s 0.023 dB
+        (:data:`~qfl_gym.wireless.delivery.CHEN_WATERFALL_THRESHOLD_DB`).
+    """
+    check_choice("objective", objective, OBJECTIVES)
+    noise = np.full(uplink.num_subchannels, uplink.noise_w)
+    noise.flags.writeable = False
+    const = ProblemConstants(
+        noise,
+        uplink.power_levels_w,
+        float(uplink.bandwidth_hz),
+        float(uplink.sic_residual),
+        float(uplink.min_rate_bps),
+        float(uplink.slot_s),
+        float(uplink.energy_weight),
+        float(uplink.outage_penalty),
+    )
+    if objective == "deliveries":
+        if waterfall_m is None:
+            waterfall_m = float(10.0 ** (CHEN_WATERFALL_THRESHOLD_DB / 10.0))
+        return dataclasses.replace(
+            const,
+            rate_weight=DELIVERIES_RATE_WEIGHT,
+            delivery_weight=1.0,
+            update_bits=float(uplink.update_bits),
+            deadline_s=float(uplink.slot_s if deadline_s is None else deadline_s),
+            waterfall_m=waterfall_m,
+        )
+    if objective == "round-time":
+        return dataclasses.replace(
+            const,
+            rate_weight=ROUND_TIME_MEAN_RATE_WEIGHT / uplink.num_devices,
+            slowest_weight=1.0,
+        )
+    if objective == "min-rate":
+        penalty = getattr(uplink, "min_rate_penalty", DEFAULT_MIN_RATE_PENALTY)
+        return dataclasses.replace(const, shortfall_weight=float(penalty))
+    return const
+
+
+#: The plain sum-rate weights (the rate term of :func:`allocation_reward`).
+_SUM_RATE = ProblemConstants(np.ones(1), np.ones(1), 1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
 @lru_cache(maxsize=64)
