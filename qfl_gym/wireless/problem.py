@@ -70,11 +70,6 @@ STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
 #: What :meth:`AllocationProblem.outcome` returns: the step keys and the objective.
 OUTCOME_KEYS = (*STEP_INFO_KEYS, "reward")
 
-#: Keys of a step's ``info`` taken from :func:`uplink_outcome`.
-STEP_INFO_KEYS = ("rate_bps", "sinr_db", "sum_rate_bps", "energy_j", "outage")
-#: Keys of :meth:`AllocationProblem.outcome`.
-OUTCOME_KEYS = (*STEP_INFO_KEYS, "reward")
-
 
 @dataclass(frozen=True, eq=False)
 class ProblemConstants:
