@@ -136,6 +136,13 @@ class ChannelModel:
         Gauss-Markov coefficient between consecutive slots.
     innovation_std : float
         Std of each real/imaginary innovation, ``sqrt((1 - rho^2) / 2)``.
+    los_amp, diffuse_amp : float
+        Amplitudes of the Rician LOS and diffuse parts, ``sqrt(K_R/(K_R+1))`` and
+        ``sqrt(1/(K_R+1))`` (Rayleigh: 0 and 1).
+    gm_inputs, gm_state : ndarray, shapes (B, B) and (B,)
+        The Gauss-Markov recursion over ``B = NOISE_BLOCK_STEPS`` slots as a matrix:
+        ``rho^(t-i)`` for ``i <= t`` (lower triangular) and ``rho^(t+1)``
+        (:meth:`gauss_markov_block`).
     fading_pairs, mobility_pairs : int
         Complex innovations per slot for the fading (``K*N``, 0 if static) and for
         mobility (``K``: heading and shadowing normal, 0 without mobility).
@@ -156,6 +163,11 @@ class ChannelModel:
         else:
             self.los_amp = 0.0
             self.diffuse_amp = 1.0
+        t = np.arange(NOISE_BLOCK_STEPS)
+        lag = t[:, None] - t[None, :]
+        with np.errstate(divide="ignore"):  # rho = 0: 0**0 = 1 on the diagonal
+            self.gm_inputs = np.where(lag >= 0, self.rho ** np.maximum(lag, 0), 0.0)
+        self.gm_state = self.rho ** (t + 1.0)
         self.static_fading = self.rho == 1.0
         self.mobile = bool(cfg.mobility) and cfg.speed_mps > 0.0
         self.fading_pairs = 0 if self.static_fading else K * N
@@ -196,9 +208,14 @@ class ChannelModel:
         i += 2 * KN
         los = None
         if self.los_amp:
-            phase = _TWO_PI * u[..., i : i + KN].reshape(*lead, K, N)
-            los = self.los_amp * np.stack([np.cos(phase), np.sin(phase)], axis=-3)
+            los = self.los_component(u[..., i : i + KN].reshape(*lead, K, N))
         return InitialState(positions, shadowing, heading, fading, los)
+
+    def los_component(self, u_phase: np.ndarray) -> np.ndarray:
+        """Rician LOS component (..., 2, K, N) (real, imag planes) of the phases
+        ``2 pi u_phase`` drawn as uniforms (..., K, N); only for ``fading="rician"``."""
+        phase = _TWO_PI * u_phase
+        return self.los_amp * np.stack([np.cos(phase), np.sin(phase)], axis=-3)
 
     def innovations(self, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Scaled innovations from float32 uniforms ``u`` (..., 2, L, pairs_per_slot).
@@ -221,21 +238,40 @@ class ChannelModel:
         return out
 
     # --------------------------------------------------------------- physics
-    def fading_power(self, h: np.ndarray, los: np.ndarray | None) -> np.ndarray:
-        """``|h|^2`` (..., K, N) of diffuse states (..., 2, K, N) (real, imag planes)."""
+    def fading_power(
+        self, h: np.ndarray, los: np.ndarray | None, fused: bool | None = None
+    ) -> np.ndarray:
+        """``|h|^2`` (..., K, N) of diffuse states (..., 2, K, N) (real, imag planes).
+
+        ``los`` (broadcastable to ``h``) is the Rician LOS component or None. ``fused``:
+        ``re^2 + im^2`` in one einsum pass (which may round the sum like a fused
+        multiply-add), or square then add; None (default) picks the einsum from 4096
+        values up. Pass a bool where the last bit must not depend on the array size.
+        """
         if los is not None:
             h = los + self.diffuse_amp * h
-        if h.size < 1 << 12:  # small: less call overhead
+        if not (h.size >= 1 << 12 if fused is None else fused):  # small: less call overhead
             sq = np.square(h)
             return sq[..., 0, :, :] + sq[..., 1, :, :]
         # re^2 + im^2 in one pass (the same products and sums as square-then-add)
         return np.einsum("...ckn,...ckn->...kn", h, h)
 
     def large_scale(
-        self, positions_m: np.ndarray, shadowing_db: np.ndarray
+        self,
+        positions_m: np.ndarray,
+        shadowing_db: np.ndarray,
+        receivers_m: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(distance_m, pathloss_db, beta)``, each (..., K), of positions (..., K, 2)."""
+        """``(distance_m, pathloss_db, beta)``, each (..., K), of positions (..., K, 2).
+
+        Distances are to the base station at the origin, or to ``receivers_m`` (an array
+        of (x, y) positions in m broadcastable against ``positions_m``, e.g. (..., E, 1, 2)
+        against (..., 1, K, 2) for E other receivers), clamped at ``min_distance_m``;
+        ``beta = 10^(-(PL(d) + shadowing_db) / 10)``.
+        """
         cfg = self.config
+        if receivers_m is not None:
+            positions_m = positions_m - receivers_m
         d = np.maximum(np.hypot(positions_m[..., 0], positions_m[..., 1]), cfg.min_distance_m)
         pl = pathloss_db(
             d,
@@ -245,6 +281,24 @@ class ChannelModel:
             carrier_hz=cfg.carrier_hz,
         )
         return d, pl, 10.0 ** (-(pl + shadowing_db) / 10.0)
+
+    def gauss_markov_block(self, h_last: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The diffuse fading of the next ``L`` slots from scaled innovations, (..., L, M).
+
+        ``h[t] = rho^(t+1) h_last + sum_{i<=t} rho^(t-i) w[i]`` for ``t < L``: the
+        Gauss-Markov recursion over a block as one matrix product.
+
+        Parameters
+        ----------
+        h_last : ndarray, shape (..., M)
+            Real and imaginary parts of the current state, flattened.
+        w : ndarray, shape (..., L, M), L <= NOISE_BLOCK_STEPS
+            Innovations already scaled by :attr:`innovation_std`.
+        """
+        L = w.shape[-2]
+        traj = self.gm_inputs[:L, :L] @ w
+        traj += self.gm_state[:L, None] * h_last[..., None, :]
+        return traj
 
     def move(
         self,
@@ -314,12 +368,6 @@ class UplinkChannel:
         self._shape = model.shape
         self._feature_fn = features
         self._rho = model.rho
-        t = np.arange(NOISE_BLOCK_STEPS)
-        lag = t[:, None] - t[None, :]
-        with np.errstate(divide="ignore"):  # rho = 0: 0**0 = 1 on the diagonal
-            powers = np.where(lag >= 0, self._rho ** np.maximum(lag, 0), 0.0)
-        self._gm_inputs = powers  # (B, B) lower triangular; innovations come scaled
-        self._gm_state = self._rho ** (t + 1.0)  # (B,)
         self._block_len = self._pos = 0
         self._slot = 0
         self.gains = np.zeros(self._shape)
@@ -369,11 +417,7 @@ class UplinkChannel:
             power = np.broadcast_to(model.fading_power(self._h, self._los), (B, *self._shape))
         else:
             w = z[:, :, :F].transpose(1, 0, 2).reshape(B, 2 * F)
-            # h[t] = rho^(t+1) h[-1] + sum_{i<=t} rho^(t-i) sigma w[i]: the Gauss-Markov
-            # recursion over the whole block as one matrix product
-            traj = self._gm_inputs[:B, :B] @ w
-            traj += self._gm_state[:B, None] * self._h.reshape(1, -1)
-            w = traj.reshape(B, *self._h.shape)
+            w = model.gauss_markov_block(self._h.reshape(-1), w).reshape(B, *self._h.shape)
             self._h = w[-1].copy()
             power = model.fading_power(w, self._los)
         if model.mobile:

@@ -52,30 +52,55 @@ with :math:`r_k` the device's rate at the base station (:mod:`qfl_gym.wireless.n
 It is finite and non-negative for any assignment: every SINR has a positive noise
 floor in the denominator.
 
+Implementation
+--------------
+:class:`EavesdropperChannelBatch` holds the eavesdroppers of ``n`` independent cells
+(one per environment) and computes their gains and secrecy outcomes with array
+operations over a leading cell axis; :class:`EavesdropperChannel` is its ``n = 1`` case
+with one cell's shapes. The physics (path loss and shadowing to any receiver, Rician
+amplitudes, the LOS component, ``|h|^2``, the Gauss-Markov recursion) is
+:class:`~qfl_gym.wireless.channel.ChannelModel`'s, shared with the legitimate channel.
+
 Randomness
 ----------
-:class:`EavesdropperChannel` draws only from the generator given to its
-:meth:`~EavesdropperChannel.reset`: a fixed number of values per reset, and the fading
-innovations of :data:`~qfl_gym.wireless.channel.NOISE_BLOCK_STEPS` slots at a time (one
-generator call; the Gauss-Markov recursion over a block is one matrix product, as in
-the legitimate channel), independent of actions. The environments derive that generator with
-``np_random.spawn(1)``, which consumes nothing from ``np_random``: the legitimate
-channel's realizations are the same with and without eavesdroppers.
+Each cell draws only from its own generator, given to ``reset`` (the environments
+derive it with ``np_random.spawn(1)``, which consumes nothing from ``np_random``: the
+legitimate channel's realizations are the same with and without eavesdroppers), and
+independently of actions. Per cell, in this order:
+
+- **reset**: ``rng.random(2 E)`` (the eavesdroppers' radius then angle uniforms;
+  skipped with fixed ``eavesdropper_positions_m``), ``rng.standard_normal((E, K))``
+  (shadowing, times ``shadowing_std_db``), ``rng.standard_normal((2, E, K, N))``
+  (initial diffuse fading, real then imaginary plane, times ``sqrt(1/2)``) and, for
+  Rician fading, ``rng.random((E, K, N))`` (LOS phases, times ``2 pi``);
+- **step**: on a cell's first step after a reset and then every
+  :data:`~qfl_gym.wireless.channel.NOISE_BLOCK_STEPS` slots,
+  ``rng.standard_normal((NOISE_BLOCK_STEPS, 2 E K N))``: the innovations of that many
+  slots (row ``t`` = slot ``t``, columns the (plane, e, k, n) states row-major), times
+  the innovation std; the recursion over the block is one matrix product. Nothing
+  with static fading (``rho = 1``).
+
+A batch therefore reproduces ``n`` single channels reset with the same generators bit
+for bit, through partial resets and skipped cells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.validation import check_int
 from qfl_gym.wireless import noma
-from qfl_gym.wireless.channel import NOISE_BLOCK_STEPS, drop_devices
+from qfl_gym.wireless.channel import NOISE_BLOCK_STEPS, ChannelModel, annulus_positions
 from qfl_gym.wireless.config import EAVESDROPPER_DECODING, UplinkConfig
-from qfl_gym.wireless.propagation import noise_power_w, pathloss_db
+from qfl_gym.wireless.propagation import noise_power_w
 
-_TWO_PI = 2.0 * np.pi
+# cells whose innovation block is drawn and transformed together (bounds the
+# temporaries to about this many float64 values)
+_DRAW_CHUNK_VALUES = 1 << 21
 
 
 def eavesdropper_noise_w(config: UplinkConfig) -> float:
@@ -95,12 +120,15 @@ def eavesdropper_sinr(
 ) -> np.ndarray:
     """Linear SINR of every device at every eavesdropper.
 
+    Leading axes of ``gains`` (environments) and of ``channels`` / ``power_w``
+    (environments, or a batch of assignments for one realization) broadcast.
+
     Parameters
     ----------
-    gains : ndarray, shape (E, K, N)
+    gains : ndarray, shape (..., E, K, N)
         Device-to-eavesdropper power gains ``g^e_kn`` (unitless).
     channels : ndarray of int, shape (..., K)
-        Sub-channel of each device (leading axes: a batch of assignments).
+        Sub-channel of each device.
     power_w : ndarray, shape (..., K)
         Transmit power of each device, W.
     noise_w : float
@@ -113,6 +141,14 @@ def eavesdropper_sinr(
     Returns
     -------
     ndarray, shape (..., E, K)
+        The broadcast leading axes, then eavesdropper and device.
+
+    Notes
+    -----
+    Per realization the E eavesdroppers are evaluated side by side as ``E K`` devices
+    on ``E N`` disjoint sub-channels (eavesdropper ``e``'s sub-channel ``n`` is
+    ``e N + n``): one NOMA evaluation per row, the same arithmetic for one environment
+    and for a batch, so a batch row equals the single evaluation bit for bit.
     """
     if decoding not in EAVESDROPPER_DECODING:
         raise ValueError(
@@ -120,29 +156,31 @@ def eavesdropper_sinr(
             f"{', '.join(map(repr, EAVESDROPPER_DECODING))}"
         )
     channels = np.asarray(channels)
-    E, K, N = gains.shape
-    if channels.ndim == 1:
-        # one assignment (the environments' hot path): the E eavesdroppers side by side
-        # as E*K devices on E*N disjoint sub-channels, one flat call
-        s = gains.reshape(E, K * N)[:, _row_offsets(K, N) + channels] * power_w
-        if decoding == "genie":
-            return s / noise_w
-        ch = channels + _eve_offsets(E, N)  # (E, K): eavesdropper e's sub-channel n -> e N + n
-        if decoding == "sic":
-            return noma.sic_sinr(s.ravel(), ch.ravel(), noise_w, sic_residual).reshape(E, K)
-        load = noma.subchannel_load_w(s.ravel(), ch.ravel(), E * N)
-        return s / (np.maximum(load.take(ch) - s, 0.0) + noise_w)
-    # a batch (..., K): g[..., e, k] = gains[e, k, channels[..., k]]
-    g = np.moveaxis(gains[:, np.arange(K), channels], 0, -2)
-    s = np.asarray(power_w, dtype=float)[..., None, :] * g
+    power_w = np.asarray(power_w, dtype=float)
+    E, K, N = gains.shape[-3:]
+    idx = _row_offsets(K, N) + channels  # (..., K): flat (device, sub-channel) index
+    if gains.ndim == 3 and channels.ndim == 1:  # one realization, one assignment
+        s = gains.reshape(E, K * N)[:, idx] * power_w
+    else:
+        flat = gains.reshape(*gains.shape[:-2], K * N)  # (..., E, K N)
+        idx = idx[..., None, :]  # (..., 1, K)
+        nd = max(flat.ndim, idx.ndim)
+        flat = flat.reshape((1,) * (nd - flat.ndim) + flat.shape)
+        idx = idx.reshape((1,) * (nd - idx.ndim) + idx.shape)
+        s = np.take_along_axis(flat, idx, axis=-1) * power_w[..., None, :]
     if decoding == "genie":
         return s / noise_w
-    ch = np.broadcast_to(channels[..., None, :], s.shape)
+    lead = s.shape[:-2]
+    ch = channels[..., None, :] + _eve_offsets(E, N)  # (..., E, K)
+    if ch.shape != s.shape:
+        ch = np.broadcast_to(ch, s.shape)
+    s_flat = s.reshape(*lead, E * K)
+    ch_flat = ch.reshape(*lead, E * K)
     if decoding == "sic":
-        return noma.sic_sinr(s, ch, noise_w, sic_residual)
-    load = noma.subchannel_load_w(s, ch, N)
-    others = np.maximum(np.take_along_axis(load, ch, axis=-1) - s, 0.0)
-    return s / (others + noise_w)
+        return noma.sic_sinr(s_flat, ch_flat, noise_w, sic_residual).reshape(s.shape)
+    load = noma.subchannel_load_w(s_flat, ch_flat, E * N)
+    own = load.take(ch_flat) if not lead else np.take_along_axis(load, ch_flat, axis=-1)
+    return s / (np.maximum(own.reshape(s.shape) - s, 0.0) + noise_w)
 
 
 @lru_cache(maxsize=64)
@@ -167,8 +205,354 @@ def secrecy_rates_bps(rate_bps: np.ndarray, eavesdropper_rate_bps: np.ndarray) -
     return np.maximum(rate_bps - np.max(eavesdropper_rate_bps, axis=-2), 0.0)
 
 
+def secrecy_outcome(
+    config: UplinkConfig,
+    gains: np.ndarray,
+    channels: np.ndarray,
+    power_w: np.ndarray,
+    rate_bps: np.ndarray,
+) -> dict[str, Any]:
+    """Secrecy of assignments against eavesdroppers with gains ``gains``.
+
+    Parameters
+    ----------
+    config : UplinkConfig
+        Scenario (eavesdropper receiver, decoding, SIC residual, bandwidth).
+    gains : ndarray, shape (..., E, K, N)
+        Device-to-eavesdropper power gains.
+    channels, power_w, rate_bps : ndarray, shape (..., K)
+        Sub-channels, transmit powers (W) and base-station rates (bit/s).
+
+    Returns
+    -------
+    dict
+        ``eavesdropper_rate_bps`` (..., K; the strongest eavesdropper's rate per
+        device, bit/s), ``secrecy_rate_bps`` (..., K; ``[r_k - r_k,eve]^+``, bit/s) and
+        ``secrecy_sum_rate_bps`` (shape (...), a float for one assignment; bit/s).
+    """
+    sinr = eavesdropper_sinr(
+        gains,
+        channels,
+        power_w,
+        eavesdropper_noise_w(config),
+        config.eavesdropper_decoding,
+        config.sic_residual,
+    )
+    eve = noma.rates_bps(sinr, config.bandwidth_hz).max(axis=-2)
+    secrecy = secrecy_rates_bps(rate_bps, eve[..., None, :])
+    total = secrecy.sum(axis=-1)
+    return {
+        "eavesdropper_rate_bps": eve,
+        "secrecy_rate_bps": secrecy,
+        "secrecy_sum_rate_bps": float(total) if total.ndim == 0 else total,
+    }
+
+
+def _check_config(config: Any) -> UplinkConfig:
+    if not isinstance(config, UplinkConfig):
+        raise ValueError(f"config must be an UplinkConfig, got {type(config).__name__}")
+    if not config.num_eavesdroppers:
+        raise ValueError(
+            "EavesdropperChannel needs eavesdroppers: set num_eavesdroppers >= 1 or "
+            "eavesdropper_positions_m"
+        )
+    return config
+
+
+class EavesdropperChannelBatch:
+    """Channels from K devices to E passive eavesdroppers in ``n`` cells, slot by slot.
+
+    Parameters
+    ----------
+    config : UplinkConfig
+        The scenario of every cell. Needs ``num_eavesdroppers >= 1`` (or
+        ``eavesdropper_positions_m``); read for geometry, propagation, fading and the
+        eavesdroppers' receiver.
+    num_envs : int
+        Number of cells ``n`` (>= 1).
+
+    Attributes
+    ----------
+    gains : ndarray, shape (n, E, K, N)
+        Current power gains ``g^e_kn`` of every cell (read-only; a fresh array every
+        slot).
+    positions_m : ndarray, shape (n, E, 2)
+        Eavesdropper positions, m.
+    distance_m, pathloss_db, shadowing_db : ndarray, shape (n, E, K)
+        Device-eavesdropper distance (m, clamped at ``min_distance_m``), path loss and
+        shadowing (dB).
+    noise_w : float
+        Eavesdropper noise power per sub-channel, W.
+    model : ChannelModel
+        The physics, shared with the legitimate channel.
+    """
+
+    def __init__(self, config: UplinkConfig, num_envs: int) -> None:
+        self.config = cfg = _check_config(config)
+        self.num_envs = n = check_int("num_envs", num_envs, low=1)
+        self.model = ChannelModel(cfg)
+        self.shape = E, K, N = (cfg.num_eavesdroppers, cfg.num_devices, cfg.num_subchannels)
+        self.noise_w = eavesdropper_noise_w(cfg)
+        self._fixed = (
+            None
+            if cfg.eavesdropper_positions_m is None
+            else np.array(cfg.eavesdropper_positions_m, dtype=float)
+        )
+        self.positions_m = np.zeros((n, E, 2))
+        self.shadowing_db = np.zeros((n, E, K))
+        self.distance_m = np.zeros((n, E, K))
+        self.pathloss_db = np.zeros((n, E, K))
+        self._beta = np.zeros((n, E, K, 1))
+        self._h = np.zeros((n, 2, E, K, N))  # diffuse fading, (real, imag) planes
+        self._los = np.zeros((n, E, 2, K, N)) if self.model.los_amp else None
+        self._power = np.zeros((n, E, K, N))  # |h|^2 of the current slot
+        # fading power of each cell's current innovation block (None: none drawn yet)
+        self._block: np.ndarray | None = None
+        # block schedule: one scalar while every cell is at the same slot of its block
+        # ("sync": common resets), else one entry per cell; NOISE_BLOCK_STEPS: draw next
+        self._sync = True
+        self._s_pos = NOISE_BLOCK_STEPS
+        self._pos = np.full(n, NOISE_BLOCK_STEPS, dtype=np.int64)
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._all = np.arange(n)
+        self.gains = np.zeros((n, E, K, N))
+        self.gains.flags.writeable = False
+
+    # ----------------------------------------------------------------- state
+    def reset(
+        self,
+        generators: Sequence[np.random.Generator],
+        device_positions_m: np.ndarray,
+        indices: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """New positions (unless fixed), shadowing and fading of cells ``indices``.
+
+        Parameters
+        ----------
+        generators : sequence of numpy.random.Generator
+            ``generators[j]``: the stream of cell ``indices[j]``, kept for its steps.
+        device_positions_m : ndarray, shape (n, K, 2)
+            Device positions of the legitimate channel of every cell, m (the rows of
+            the reset cells are read).
+        indices : ndarray of int, optional
+            Cells to reset (default: all).
+
+        Returns
+        -------
+        ndarray, shape (n, E, K, N)
+            The gains of every cell.
+        """
+        cfg, model = self.config, self.model
+        n = self.num_envs
+        E, K, N = self.shape
+        idx = self._all if indices is None else np.asarray(indices, dtype=np.int64).ravel()
+        if len(generators) != len(idx):
+            raise ValueError(
+                f"generators must hold one generator per reset cell ({len(idx)}), "
+                f"got {len(generators)}"
+            )
+        devices = self._device_positions(device_positions_m)
+        if len(idx) == 0:
+            return self.gains
+        g = len(idx)
+        u_pos = np.empty((g, 2 * E)) if self._fixed is None else None
+        z_shadow = np.empty((g, E, K))
+        z_fading = np.empty((g, 2, E, K, N))
+        u_phase = np.empty((g, E, K, N)) if model.los_amp else None
+        for j, (i, rng) in enumerate(zip(idx.tolist(), generators, strict=True)):
+            self._rngs[i] = rng
+            if u_pos is not None:
+                rng.random(out=u_pos[j])
+            rng.standard_normal(out=z_shadow[j])
+            rng.standard_normal(out=z_fading[j])
+            if u_phase is not None:
+                rng.random(out=u_phase[j])
+        if u_pos is None:
+            positions = np.broadcast_to(self._fixed, (g, E, 2)).copy()
+        else:
+            positions = annulus_positions(
+                u_pos[:, :E], u_pos[:, E:], cfg.min_distance_m, cfg.cell_radius_m
+            )
+        shadowing = cfg.shadowing_std_db * z_shadow
+        fading = np.sqrt(0.5) * z_fading
+        los = None if u_phase is None else model.los_component(u_phase)
+        power = model.fading_power(np.moveaxis(fading, 1, 2), los, fused=False)
+        whole = g == n and (indices is None or np.array_equal(idx, self._all))
+        if whole:
+            self.positions_m, self.shadowing_db = positions, shadowing
+            self._h, self._los, self._power = fading, los, power
+            self._sync, self._s_pos = True, NOISE_BLOCK_STEPS
+            self._set_large_scale(devices)
+        else:
+            self._desync()
+            self.positions_m[idx] = positions
+            self.shadowing_db[idx] = shadowing
+            self._h[idx] = fading
+            if los is not None:
+                self._los[idx] = los
+            self._power[idx] = power
+            self._pos[idx] = NOISE_BLOCK_STEPS
+            self._set_large_scale(devices, idx)
+        return self._set_gains()
+
+    def step(
+        self, device_positions_m: np.ndarray | None = None, skip: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Advance every cell one slot; return the gains (n, E, K, N).
+
+        Parameters
+        ----------
+        device_positions_m : ndarray, shape (n, K, 2), optional
+            The devices' new positions when they move (path loss follows), else None.
+        skip : ndarray of bool, shape (n,), optional
+            Cells about to be reset: they draw nothing from their generators and their
+            state is left undefined until :meth:`reset`.
+        """
+        if skip is not None:
+            skip = np.asarray(skip, dtype=bool)
+            if not skip.any():
+                skip = None
+            elif skip.all():  # every cell is about to be reset: nothing to compute
+                return self.gains
+        if not self.model.static_fading:
+            if skip is None and self._sync:
+                self._fade_sync()
+            else:
+                self._fade_cells(skip)
+        if device_positions_m is not None:
+            self._set_large_scale(self._device_positions(device_positions_m))
+        return self._set_gains()
+
+    # ------------------------------------------------------------ evaluation
+    def sinr(self, channels: Any, power_w: Any) -> np.ndarray:
+        """SINR (n, E, K) of assignments ``channels`` (n, K) at powers ``power_w`` (W)."""
+        cfg = self.config
+        return eavesdropper_sinr(
+            self.gains,
+            channels,
+            power_w,
+            self.noise_w,
+            cfg.eavesdropper_decoding,
+            cfg.sic_residual,
+        )
+
+    def rates(self, channels: Any, power_w: Any) -> np.ndarray:
+        """Eavesdropper rates ``r^e_k`` (n, E, K), bit/s."""
+        return noma.rates_bps(self.sinr(channels, power_w), self.config.bandwidth_hz)
+
+    def outcome(
+        self, channels: np.ndarray, power_w: np.ndarray, rate_bps: np.ndarray
+    ) -> dict[str, Any]:
+        """Secrecy of one assignment per cell at the current gains.
+
+        Parameters
+        ----------
+        channels, power_w, rate_bps : ndarray, shape (n, K)
+            Sub-channels, transmit powers (W) and base-station rates (bit/s).
+
+        Returns
+        -------
+        dict
+            ``eavesdropper_rate_bps`` (n, K), ``secrecy_rate_bps`` (n, K) and
+            ``secrecy_sum_rate_bps`` (n,), bit/s (:func:`secrecy_outcome`).
+        """
+        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps)
+
+    # -------------------------------------------------------------- internals
+    def _device_positions(self, device_positions_m: Any) -> np.ndarray:
+        devices = np.asarray(device_positions_m, dtype=float)
+        want = (self.num_envs, self.shape[1], 2)
+        if devices.shape != want:
+            raise ValueError(
+                f"device_positions_m must have shape (n, K, 2) = {want}, got {devices.shape}"
+            )
+        return devices
+
+    def _set_large_scale(self, devices: np.ndarray, idx: np.ndarray | None = None) -> None:
+        """Distance, path loss and large-scale gain of cells ``idx`` (all if None)."""
+        if idx is None:
+            self.distance_m, self.pathloss_db, beta = self.model.large_scale(
+                devices[:, None], self.shadowing_db, self.positions_m[:, :, None]
+            )
+            self._beta = beta[..., None]
+            return
+        d, pl, beta = self.model.large_scale(
+            devices[idx, None], self.shadowing_db[idx], self.positions_m[idx, :, None]
+        )
+        self.distance_m[idx], self.pathloss_db[idx] = d, pl
+        self._beta[idx] = beta[..., None]
+
+    def _set_gains(self) -> np.ndarray:
+        gains = self._power * self._beta
+        gains.flags.writeable = False
+        self.gains = gains
+        return gains
+
+    def _fade_sync(self) -> None:
+        """One slot of every cell, all at the same point of their blocks."""
+        if self._s_pos == NOISE_BLOCK_STEPS:
+            self._draw_blocks(self._all)
+            self._s_pos = 0
+        self._power = self._block[:, self._s_pos]
+        self._s_pos += 1
+
+    def _fade_cells(self, skip: np.ndarray | None) -> None:
+        """One slot of the cells not skipped, each at its own point of its block."""
+        self._desync()
+        pos = self._pos
+        need = pos == NOISE_BLOCK_STEPS
+        if skip is not None:
+            need &= ~skip
+        cells = np.flatnonzero(need)
+        if len(cells):
+            self._draw_blocks(cells)
+            pos[cells] = 0
+        # skipped cells read any slot (their result is unused)
+        self._power = self._block[self._all, np.minimum(pos, NOISE_BLOCK_STEPS - 1)]
+        if skip is None:
+            pos += 1
+        else:
+            pos[~skip] += 1
+        if (pos == pos[0]).all():  # the schedules met again: back to the scalar one
+            self._sync, self._s_pos = True, int(pos[0])
+
+    def _desync(self) -> None:
+        """Leave the common schedule for per-cell tracking."""
+        if self._sync:
+            self._pos[:] = self._s_pos
+            self._sync = False
+
+    def _draw_blocks(self, cells: np.ndarray) -> None:
+        """Innovations, fading trajectory and fading power of the next block of ``cells``.
+
+        Each cell draws from its own generator exactly what a single channel draws;
+        the recursion and ``|h|^2`` run over groups of cells at once.
+        """
+        model = self.model
+        n, B = self.num_envs, NOISE_BLOCK_STEPS
+        E, K, N = self.shape
+        M = 2 * E * K * N
+        if self._block is None:
+            self._block = np.zeros((n, B, E, K, N))
+        h = self._h.reshape(n, M)  # a view: _h is contiguous
+        chunk = max(1, _DRAW_CHUNK_VALUES // (B * M))
+        for a in range(0, len(cells), chunk):
+            group = cells[a : a + chunk]
+            w = np.empty((len(group), B, M))
+            for j, i in enumerate(group.tolist()):
+                self._rngs[i].standard_normal(out=w[j])
+            w *= model.innovation_std
+            traj = model.gauss_markov_block(h[group], w)
+            h[group] = traj[:, -1]
+            traj = traj.reshape(len(group), B, 2, E, K, N)
+            los = None if self._los is None else self._los[group][:, None]
+            self._block[group] = model.fading_power(np.moveaxis(traj, 2, 3), los, fused=False)
+
+
 class EavesdropperChannel:
-    """Channels from K devices to E passive eavesdroppers, slot by slot.
+    """Channels from K devices to E passive eavesdroppers of one cell, slot by slot.
+
+    The ``n = 1`` case of :class:`EavesdropperChannelBatch` with one cell's shapes.
 
     Parameters
     ----------
@@ -187,38 +571,17 @@ class EavesdropperChannel:
         shadowing (dB).
     noise_w : float
         Eavesdropper noise power per sub-channel, W.
+    batch : EavesdropperChannelBatch
+        The one-cell batch holding the state.
     """
 
     def __init__(self, config: UplinkConfig) -> None:
-        if not isinstance(config, UplinkConfig):
-            raise ValueError(f"config must be an UplinkConfig, got {type(config).__name__}")
-        if not config.num_eavesdroppers:
-            raise ValueError(
-                "EavesdropperChannel needs eavesdroppers: set num_eavesdroppers >= 1 or "
-                "eavesdropper_positions_m"
-            )
-        self.config = cfg = config
-        self.shape = (cfg.num_eavesdroppers, cfg.num_devices, cfg.num_subchannels)
-        self.rho = rho = cfg.fading_correlation
-        self._innovation_std = float(np.sqrt(0.5 * (1.0 - rho**2)))
-        t = np.arange(NOISE_BLOCK_STEPS)
-        lag = t[:, None] - t[None, :]
-        with np.errstate(divide="ignore"):  # rho = 0: 0**0 = 1 on the diagonal
-            self._gm_inputs = np.where(lag >= 0, rho ** np.maximum(lag, 0), 0.0)
-        self._gm_state = rho ** (t + 1.0)
-        if cfg.fading == "rician":
-            k_lin = 10.0 ** (cfg.rician_k_db / 10.0)
-            self._los_amp = float(np.sqrt(k_lin / (k_lin + 1.0)))
-            self._diffuse_amp = float(np.sqrt(1.0 / (k_lin + 1.0)))
-        else:
-            self._los_amp, self._diffuse_amp = 0.0, 1.0
-        self.noise_w = eavesdropper_noise_w(cfg)
-        self._fixed = (
-            None
-            if cfg.eavesdropper_positions_m is None
-            else np.array(cfg.eavesdropper_positions_m, dtype=float)
-        )
-        self.gains = np.zeros(self.shape)
+        self.batch = EavesdropperChannelBatch(config, 1)
+        self.config = config
+        self.model = self.batch.model
+        self.shape = self.batch.shape
+        self.rho = self.model.rho
+        self.noise_w = self.batch.noise_w
 
     # ----------------------------------------------------------------- state
     def reset(self, rng: np.random.Generator, device_positions_m: np.ndarray) -> np.ndarray:
@@ -231,25 +594,7 @@ class EavesdropperChannel:
         device_positions_m : ndarray, shape (K, 2)
             Device positions of the legitimate channel, m.
         """
-        cfg = self.config
-        E, K, N = self.shape
-        self._rng = rng
-        if self._fixed is None:
-            self.positions_m = drop_devices(rng, E, cfg.min_distance_m, cfg.cell_radius_m)
-        else:
-            self.positions_m = self._fixed.copy()
-        self.shadowing_db = cfg.shadowing_std_db * rng.standard_normal((E, K))
-        self._h = np.sqrt(0.5) * rng.standard_normal((2, E, K, N))
-        if self._los_amp:
-            phase = _TWO_PI * rng.random((E, K, N))
-            self._los = self._los_amp * np.stack([np.cos(phase), np.sin(phase)])
-        else:
-            self._los = None
-        self._update_large_scale(device_positions_m)
-        self._power = self._fading_power(self._h)
-        self._block = None
-        self._pos = 0
-        return self._set_gains()
+        return self.batch.reset([rng], np.asarray(device_positions_m)[None])[0]
 
     def step(self, device_positions_m: np.ndarray | None = None) -> np.ndarray:
         """Advance one slot (fading; path loss if devices moved); return gains (E, K, N).
@@ -257,14 +602,28 @@ class EavesdropperChannel:
         ``device_positions_m`` (K, 2): the devices' new positions when they move, else
         None.
         """
-        if self.rho < 1.0:
-            if self._block is None or self._pos == NOISE_BLOCK_STEPS:
-                self._next_block()
-            self._power = self._block[self._pos]
-            self._pos += 1
-        if device_positions_m is not None:
-            self._update_large_scale(device_positions_m)
-        return self._set_gains()
+        moved = None if device_positions_m is None else np.asarray(device_positions_m)[None]
+        return self.batch.step(moved)[0]
+
+    @property
+    def gains(self) -> np.ndarray:
+        return self.batch.gains[0]
+
+    @property
+    def positions_m(self) -> np.ndarray:
+        return self.batch.positions_m[0]
+
+    @property
+    def distance_m(self) -> np.ndarray:
+        return self.batch.distance_m[0]
+
+    @property
+    def pathloss_db(self) -> np.ndarray:
+        return self.batch.pathloss_db[0]
+
+    @property
+    def shadowing_db(self) -> np.ndarray:
+        return self.batch.shadowing_db[0]
 
     # ------------------------------------------------------------ evaluation
     def sinr(self, channels: Any, power_w: Any) -> np.ndarray:
@@ -272,8 +631,8 @@ class EavesdropperChannel:
         cfg = self.config
         return eavesdropper_sinr(
             self.gains,
-            np.asarray(channels),
-            np.asarray(power_w, dtype=float),
+            channels,
+            power_w,
             self.noise_w,
             cfg.eavesdropper_decoding,
             cfg.sic_residual,
@@ -293,52 +652,6 @@ class EavesdropperChannel:
         dict
             ``eavesdropper_rate_bps`` (K,, the strongest eavesdropper's rate per
             device), ``secrecy_rate_bps`` (K,, ``[r_k - r_k,eve]^+``) and
-            ``secrecy_sum_rate_bps`` (float).
+            ``secrecy_sum_rate_bps`` (float), bit/s.
         """
-        eve = self.rates(channels, power_w).max(axis=-2)
-        secrecy = np.maximum(rate_bps - eve, 0.0)
-        return {
-            "eavesdropper_rate_bps": eve,
-            "secrecy_rate_bps": secrecy,
-            "secrecy_sum_rate_bps": float(secrecy.sum()),
-        }
-
-    # -------------------------------------------------------------- internals
-    def _update_large_scale(self, device_positions_m: np.ndarray) -> None:
-        cfg = self.config
-        diff = np.asarray(device_positions_m)[None, :, :] - self.positions_m[:, None, :]
-        d = np.maximum(np.hypot(diff[..., 0], diff[..., 1]), cfg.min_distance_m)
-        self.distance_m = d
-        self.pathloss_db = pathloss_db(
-            d,
-            cfg.pathloss_model,
-            intercept_db=cfg.pathloss_intercept_db,
-            exponent=cfg.pathloss_exponent,
-            carrier_hz=cfg.carrier_hz,
-        )
-        self._beta = (10.0 ** (-(self.pathloss_db + self.shadowing_db) / 10.0))[..., None]
-
-    def _next_block(self) -> None:
-        """Fading power of the next NOISE_BLOCK_STEPS slots (one draw, one product)."""
-        B = NOISE_BLOCK_STEPS
-        w = self._rng.standard_normal((B, self._h.size))
-        w *= self._innovation_std
-        # h[t] = rho^(t+1) h[-1] + sum_{i<=t} rho^(t-i) sigma w[i]
-        traj = self._gm_inputs @ w
-        traj += self._gm_state[:, None] * self._h.reshape(1, -1)
-        traj = traj.reshape(B, *self._h.shape)
-        self._h = traj[-1].copy()
-        self._block = self._fading_power(traj)
-        self._pos = 0
-
-    def _fading_power(self, h: np.ndarray) -> np.ndarray:
-        """``|h|^2`` (..., E, K, N) of diffuse states (..., 2, E, K, N)."""
-        if self._los is not None:
-            h = self._los + self._diffuse_amp * h
-        return h[..., 0, :, :, :] ** 2 + h[..., 1, :, :, :] ** 2
-
-    def _set_gains(self) -> np.ndarray:
-        gains = self._power * self._beta
-        gains.flags.writeable = False
-        self.gains = gains
-        return gains
+        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps)
