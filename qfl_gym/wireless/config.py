@@ -22,6 +22,7 @@ from qfl_gym.validation import (
     check_float_tuple,
     check_int,
 )
+from qfl_gym.wireless.problem import OBJECTIVES
 from qfl_gym.wireless.propagation import (
     PATHLOSS_MODELS,
     dbm_to_w,
@@ -88,6 +89,22 @@ class UplinkConfig:
     min_rate_bps: float = param(1e5, "bit/s", "minimum rate; below it a device is in outage")
     energy_weight: float = param(0.0, "(Mbit/s)/J", "reward penalty per joule transmitted")
     outage_penalty: float = param(0.0, "Mbit/s", "reward penalty per device in outage")
+    objective: str = param(
+        "sum-rate",
+        "-",
+        "allocation objective: the reward and info['problem'].reward (what optimizers "
+        "maximize): 'sum-rate' (Mbit/s), 'deliveries' (expected updates of update_bits "
+        "delivered within slot_s, Chen et al. packet errors, + 0.01 x sum rate), "
+        "'round-time' (slowest rate in Mbit/s + 0.001 x mean rate), 'min-rate' (sum rate "
+        "- min_rate_penalty x Mbit/s short of min_rate_bps); energy and outage prices "
+        "apply to each",
+    )
+    min_rate_penalty: float = param(
+        10.0,
+        "-",
+        "objective='min-rate': penalty (Mbit/s) per Mbit/s a device falls short of "
+        "min_rate_bps",
+    )
     horizon: int = param(100, "steps", "episode length (truncation)")
     # ----------------------------------------- eavesdropping (qfl_gym.wireless.secrecy)
     num_eavesdroppers: int = param(
@@ -180,6 +197,8 @@ class UplinkConfig:
         check_float("min_rate_bps", self.min_rate_bps, low=0.0)
         check_float("energy_weight", self.energy_weight, low=0.0)
         check_float("outage_penalty", self.outage_penalty, low=0.0)
+        check_choice("objective", self.objective, OBJECTIVES)
+        check_float("min_rate_penalty", self.min_rate_penalty, low=0.0)
         check_int("horizon", self.horizon, low=1)
         self._check_eavesdroppers()
 
@@ -221,6 +240,11 @@ class UplinkConfig:
         )
         check_choice("eavesdropper_decoding", self.eavesdropper_decoding, EAVESDROPPER_DECODING)
         check_bool("secrecy_reward", self.secrecy_reward)
+        if self.secrecy_reward and self.objective != "sum-rate":
+            raise ValueError(
+                "secrecy_reward=True makes the reward the secrecy sum rate; it needs "
+                f"objective='sum-rate', got objective={self.objective!r}"
+            )
         if self.secrecy_reward and not self.num_eavesdroppers:
             raise ValueError(
                 "secrecy_reward=True needs eavesdroppers: set num_eavesdroppers >= 1 or "

@@ -170,7 +170,7 @@ class ProblemConstants:
 
 
 class AllocationProblem:
-    """Sum-rate maximization instance on one channel realization.
+    """One channel realization and the allocation objective to maximize on it.
 
     Parameters
     ----------
@@ -201,9 +201,17 @@ class AllocationProblem:
     update_bits, deadline_s, waterfall_m : float
         Update size (bit), upload deadline (s) and linear waterfall threshold ``m`` of
         that delivery probability.
+    shortfall_weight : float
+        Objective penalty per Mbit/s a device falls short of ``min_rate_bps`` (0 by
+        default; the ``min-rate`` objective).
+    slowest_weight : float
+        Weight of the slowest device's rate in Mbit/s (0 by default; ``round-time``).
 
     Notes
     -----
+    :func:`objective_constants` sets these weights for the named objectives
+    (:data:`OBJECTIVES`); the module docstring states the objective they define.
+
     Every evaluation method takes ``channels`` and ``power_levels`` as integer arrays
     of shape (K,) (one assignment) or (M, K) (a batch) and validates them.
     """
@@ -226,6 +234,8 @@ class AllocationProblem:
         update_bits: float = 1.0,
         deadline_s: float = 1.0,
         waterfall_m: float = 0.0,
+        shortfall_weight: float = 0.0,
+        slowest_weight: float = 0.0,
     ) -> None:
         gains = np.array(gains, dtype=float)
         if gains.ndim != 2 or 0 in gains.shape:
@@ -261,6 +271,8 @@ class AllocationProblem:
             float(update_bits),
             float(deadline_s),
             float(waterfall_m),
+            float(shortfall_weight),
+            float(slowest_weight),
         )
         self._init(gains, const)
 
@@ -315,6 +327,12 @@ class AllocationProblem:
     slot_s = property(lambda self: self._c.slot_s, doc="Slot duration for energy, s.")
     energy_weight = property(lambda self: self._c.energy_weight, doc="(Mbit/s)/J penalty.")
     outage_penalty = property(lambda self: self._c.outage_penalty, doc="Mbit/s per outage.")
+    constants = property(
+        lambda self: self._c, doc="The :class:`ProblemConstants` (the objective's weights)."
+    )
+    objective = property(
+        lambda self: self._c.objective, doc="Name of the objective, one of OBJECTIVES."
+    )
 
     @property
     def num_devices(self) -> int:
@@ -650,6 +668,9 @@ def uplink_outcome(
         batch.
     """
     const = constants
+    if channels.ndim == 2 and channels.shape[0] == 1:  # one env with a batch axis
+        one = uplink_outcome(gains[0], channels[0], levels[0], const)
+        return {key: np.asarray(value)[None] for key, value in one.items()}
     noise = const.uniform_noise_w or const.noise_w
     if channels.ndim == 1:
         power = const.power_levels_w.take(levels)
