@@ -39,6 +39,7 @@ from qfl_gym.learning.privacy import PrivacyConfig, check_privacy_rule
 from qfl_gym.validation import check_bool, check_choice, check_float, check_int
 from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig, check_field_names, param
 from qfl_gym.wireless.delivery import CHEN_WATERFALL_THRESHOLD_DB
+from qfl_gym.wireless.problem import DELIVERIES_RATE_WEIGHT, OBJECTIVES  # noqa: F401
 
 REWARDS = ("loss", "accuracy", "sum-rate", "secrecy-sum-rate")
 
@@ -55,10 +56,6 @@ ROUND_FIELDS = (
     "objective",
 )
 
-#: What ``info["problem"].reward`` (the optimizer agents' objective) measures.
-OBJECTIVES = ("sum-rate", "deliveries")
-#: Weight of the sum rate (per Mbit/s) in the "deliveries" objective: a tie-break.
-DELIVERIES_RATE_WEIGHT = 0.01
 
 
 @dataclass(frozen=True)
@@ -109,8 +106,11 @@ class QFLScenario:
         "sum-rate",
         "-",
         "objective of info['problem'] (what optimizer agents maximize): 'sum-rate' "
-        "(Mbit/s, the reference study's) or 'deliveries' (expected timely deliveries "
-        "+ 0.01 x sum rate in Mbit/s)",
+        "(Mbit/s, the reference study's), 'deliveries' (expected updates delivered "
+        "within deadline_s + 0.01 x sum rate in Mbit/s), 'round-time' (slowest rate in "
+        "Mbit/s + 0.001 x mean rate: shortest slowest upload) or 'min-rate' (sum rate - "
+        "min_rate_penalty x Mbit/s short of min_rate_bps); the uplink's objective "
+        "follows it",
     )
     secure_upload: bool = param(
         False,
@@ -173,6 +173,8 @@ class QFLScenario:
         self.quantum_noise.check_learning(self.learning, self.uplink.num_devices)
         if self.uplink.horizon != self.rounds:  # keep the uplink's horizon consistent
             object.__setattr__(self, "uplink", self.uplink.replace(horizon=self.rounds))
+        if self.uplink.objective != self.objective:  # and its objective
+            object.__setattr__(self, "uplink", self.uplink.replace(objective=self.objective))
 
     def _check_security(self) -> None:
         if not isinstance(self.privacy, PrivacyConfig):
@@ -363,7 +365,12 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
         raise ValueError(f"privacy must be a PrivacyConfig, got {type(privacy).__name__}")
     if not isinstance(poisoning, PoisoningConfig):
         raise ValueError(f"poisoning must be a PoisoningConfig, got {type(poisoning).__name__}")
-    up = {k: overrides.pop(k) for k in list(overrides) if k in _UPLINK_FIELDS}
+    # a name of both (objective) is the round setting's; the uplink follows it
+    up = {
+        k: overrides.pop(k)
+        for k in list(overrides)
+        if k in _UPLINK_FIELDS and k not in ROUND_FIELDS
+    }
     le = {k: overrides.pop(k) for k in list(overrides) if k in _LEARNING_FIELDS}
     pr = {k: overrides.pop(k) for k in list(overrides) if k in _PRIVACY_FIELDS}
     po = {k: overrides.pop(k) for k in list(overrides) if k in _POISONING_FIELDS}
