@@ -192,6 +192,9 @@ class FederatedLearner:
                 self.dp.reset(dp_rng)
         if self.quantum_noise.shots is not None:  # spawning draws nothing from rng
             (self._shot_rng,) = rng.spawn(1)
+        train_shot_rng = None
+        if self.quantum_noise.train_shots is not None:  # spawned after the evaluation one
+            (train_shot_rng,) = rng.spawn(1)
         self.trainer = LocalTrainer(
             model,
             model.encode(data.x_train[order]),
@@ -202,6 +205,8 @@ class FederatedLearner:
             batch_size=cfg.batch_size,
             optimizer=cfg.optimizer,
             learning_rate=cfg.learning_rate,
+            train_shots=self.quantum_noise.train_shots,
+            shot_rng=train_shot_rng,
         )
         self._test_inputs = model.encode(data.x_test)
         self._test_labels = torch.as_tensor(data.y_test)
@@ -382,8 +387,9 @@ class LearnerBatch:
             )
         if not learners:
             return []
-        if len(learners) == 1:  # nothing to stack
-            return [learners[0].run_round(delivered[0])]
+        if len(learners) == 1 or learners[0].quantum_noise.train_shots is not None:
+            # nothing to stack, or finite-shot gradients: each learner its own draws
+            return [learner.run_round(d) for learner, d in zip(learners, delivered, strict=True)]
         masks = [
             learner._check_delivered(d) for learner, d in zip(learners, delivered, strict=True)
         ]

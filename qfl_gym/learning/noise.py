@@ -31,8 +31,11 @@ estimates every ``<Z_q>`` from ``shots`` measurements of each test sample: the c
 of the measured qubits' outcomes are multinomial draws from the circuit's exact
 probabilities (:func:`sample_expvals`) with the learner's seeded generator, so the
 test loss and accuracy (and the ``loss``/``accuracy`` rewards) carry shot noise.
-Local training keeps exact (analytic) gradients, as a simulator or an adjoint-capable
-device would give; shot-based gradients are not modelled.
+With ``train_shots`` set, local training uses finite-shot gradients instead of exact
+(analytic) ones: parameter-shift estimates with ``train_shots`` measurements per
+expectation of every circuit (:mod:`qfl_gym.learning.shots`), drawn from a generator
+spawned from the learner's reset generator; without it, training keeps the exact
+gradients a simulator or an adjoint-capable device would give.
 
 **Qubit budget.** ``qubit_budget`` lists the qubits of each device's processor
 (repeated cyclically over the K devices: device ``k`` has ``qubit_budget[k % len]``).
@@ -88,6 +91,13 @@ class QuantumNoiseConfig:
         "expectation values)",
         "reference study: 1, 40, 100 shots",
     )
+    train_shots: int | None = param(
+        None,
+        "shots",
+        "measurements per expectation of every circuit in local training: finite-shot "
+        "parameter-shift gradients, 2 P_rot + 1 circuits per sample (None: exact gradients)",
+        "reference study: accuracy versus H = 1, 40, 100 shots",
+    )
     qubit_budget: tuple[int, ...] | None = param(
         None,
         "qubits",
@@ -100,6 +110,8 @@ class QuantumNoiseConfig:
         check_probability("amplitude_damping_gamma", self.amplitude_damping_gamma)
         if self.shots is not None:
             check_int("shots", self.shots, low=1, high=MAX_SHOTS)
+        if self.train_shots is not None:
+            check_int("train_shots", self.train_shots, low=1, high=MAX_SHOTS)
         if self.qubit_budget is not None:
             budget = self.qubit_budget
             if isinstance(budget, str | bytes) or not (
@@ -125,7 +137,12 @@ class QuantumNoiseConfig:
     @property
     def is_ideal(self) -> bool:
         """No channels, exact expectations and no qubit budget: the default."""
-        return not self.channels_on and self.shots is None and self.qubit_budget is None
+        return (
+            not self.channels_on
+            and self.shots is None
+            and self.train_shots is None
+            and self.qubit_budget is None
+        )
 
     def device_qubits(self, num_devices: int) -> np.ndarray:
         """Qubits of each of ``num_devices`` devices, (K,) int (a huge number if unlimited).

@@ -19,6 +19,10 @@ sum of the devices' minibatch-mean losses, so row ``k`` of the gradient is devic
   between rounds, as in FedAvg).
 - A device's reported *local training loss* is the mean cross-entropy of all the
   minibatches it processed in the round (each evaluated before its update).
+- With ``train_shots`` (:class:`LocalTrainer`), gradients are finite-shot
+  parameter-shift estimates (:mod:`qfl_gym.learning.shots`) instead of autograd's
+  exact ones, drawn from the trainer's ``shot_rng``; the local loss is then the
+  cross-entropy at the shot estimates of the expectations.
 
 :class:`StackedTrainer` trains the devices of several :class:`LocalTrainer` (e.g. the
 K devices of each of n environments of a vector env) as one ``(n K, P)`` batch: one
@@ -127,6 +131,9 @@ class _RowTraining:
     _device_of_sample: torch.Tensor
     #: per step, the rows to simulate (None: all); inactive rows have zero gradient
     _step_rows: list[torch.Tensor | None] | None = None
+    #: measurements per expectation of finite-shot gradients (None: exact gradients)
+    train_shots: int | None = None
+    shot_rng: np.random.Generator | None = None
 
     @property
     def samples_per_round(self) -> int:
@@ -149,7 +156,9 @@ class _RowTraining:
             for s in range(self.steps_per_epoch):
                 batch = idx[s]
                 rows = None if step_rows is None else step_rows[s]
-                if rows is not None:
+                if self.train_shots is not None:
+                    grad, per_device = self._shot_gradient(theta, batch, s, chunk)
+                elif rows is not None:
                     grad, per_device = self._rows_gradient(theta, batch, s, rows, chunk)
                 elif chunk is not None:
                     grad, per_device = self._chunked_gradient(theta, batch, s, chunk)
@@ -193,6 +202,35 @@ class _RowTraining:
             (g,) = torch.autograd.grad((per_device * self._inv_count[s, sl]).sum(), th)
             grads.append(g)
             losses.append(per_device.detach())
+        return torch.cat(grads), torch.cat(losses)
+
+    def _shot_gradient(
+        self, theta: torch.Tensor, batch: torch.Tensor, s: int, chunk: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Finite-shot gradient ``(K, P)`` and summed losses (K,) of step ``s``.
+
+        Every device runs ``2 P_rot + 1`` circuits per sample; with a per-pass device
+        limit (``chunk``) the devices go in slices of ``chunk // (2 P_rot + 1)``.
+        """
+        from qfl_gym.learning.shots import shot_gradient
+
+        circuits = 2 * self.model.spec.num_rotation_parameters + 1
+        width = self.num_devices if chunk is None else max(1, chunk // circuits)
+        grads, losses = [], []
+        for a in range(0, self.num_devices, width):
+            sl = slice(a, a + width)
+            g, loss = shot_gradient(
+                self.model,
+                theta[sl].detach(),
+                self.inputs[batch[sl]],
+                self.labels[batch[sl]],
+                self._weight[s, sl],
+                self._inv_count[s, sl],
+                self.train_shots,
+                self.shot_rng,
+            )
+            grads.append(g)
+            losses.append(loss)
         return torch.cat(grads), torch.cat(losses)
 
     def _rows_gradient(
@@ -253,6 +291,11 @@ class LocalTrainer(_RowTraining):
         E and B.
     optimizer : {"adam", "sgd"}
     learning_rate : float
+    train_shots : int, optional
+        H, measurements per expectation for finite-shot parameter-shift gradients
+        (:mod:`qfl_gym.learning.shots`); None: exact gradients (autograd).
+    shot_rng : numpy.random.Generator, optional
+        Generator of the measurement draws (required with ``train_shots``).
     """
 
     def __init__(
@@ -267,6 +310,8 @@ class LocalTrainer(_RowTraining):
         batch_size: int = 16,
         optimizer: str = "adam",
         learning_rate: float = 0.05,
+        train_shots: int | None = None,
+        shot_rng: np.random.Generator | None = None,
     ) -> None:
         counts = np.asarray(counts, dtype=np.int64)
         if counts.ndim != 1 or counts.size == 0 or counts.min() < 1:
@@ -284,6 +329,18 @@ class LocalTrainer(_RowTraining):
         self.batch_size = int(min(batch_size, counts.max()))
         self.optimizer = optimizer
         self.learning_rate = float(learning_rate)
+        if train_shots is not None:
+            from qfl_gym.validation import check_int
+
+            self.train_shots = check_int("train_shots", train_shots, low=1)
+            if not isinstance(shot_rng, np.random.Generator):
+                raise ValueError("train_shots need a numpy Generator shot_rng for the draws")
+            if not hasattr(model, "probabilities"):
+                raise ValueError(
+                    f"train_shots need a simulator with outcome probabilities; "
+                    f"{type(model).__name__} has none"
+                )
+            self.shot_rng = shot_rng
         K = counts.size
         self.num_devices = K
         self.steps_per_epoch = int(-(-counts.max() // self.batch_size))
@@ -361,6 +418,11 @@ class StackedTrainer(_RowTraining):
             raise ValueError(
                 "trainers must be a non-empty sequence of LocalTrainer, got "
                 f"{[type(t).__name__ for t in parts]}"
+            )
+        if any(t.train_shots is not None for t in parts):
+            raise ValueError(
+                "trainers with train_shots draw from their own shot generators: train them "
+                "one by one (LocalTrainer.train), not stacked"
             )
         first = parts[0]
         for j, t in enumerate(parts[1:], 1):
