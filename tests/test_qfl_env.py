@@ -15,7 +15,8 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import qfl_gym
-from qfl_gym.envs.qfl import LOSS_FEATURE_BOUND, QFLEnv
+from qfl_gym.envs.observation import LOSS_FEATURE_BOUND
+from qfl_gym.envs.qfl import QFLEnv
 from qfl_gym.envs.qfl_scenario import QFL_PRESETS, QFLScenario, qfl_scenario
 from qfl_gym.wireless.problem import AllocationProblem
 
@@ -124,9 +125,9 @@ def test_undelivered_round_keeps_the_loss_and_zero_rate_never_delivers():
     loss = info["global_loss"]
     action = env.action_space.sample()
     for _ in range(20):
-        gains = np.array(u.problem.gains)
+        gains = np.array(u.channel.gains)
         gains[0] = 0.0  # device 0 is cut off: rate 0
-        u._problem = AllocationProblem._trusted(gains, u._constants)
+        u.channel.gains = gains
         _, reward, _, _, info = env.step(action)
         assert info["rate_bps"][0] == 0.0 and info["latency_s"][0] == np.inf
         assert not info["delivered"][0]

@@ -1,12 +1,15 @@
 """``qfl_gym/QFL-v0``: one step is one round of quantum federated learning over the uplink.
 
+The round itself (uplink, deliveries, training, reward, state) is
+:class:`~qfl_gym.envs.federated_round.FederatedRounds`, shared with the vector env; this
+module is the single-environment shell around one cell of it.
+
 Imports torch (the learning task) at module import; ``import qfl_gym`` does not import
 this module (the env is registered by a string entry point).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 from typing import Any, ClassVar
 
@@ -15,85 +18,21 @@ import numpy as np
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.channel_power import allocation_image
-from qfl_gym.envs.observation import LOSS_FEATURE_BOUND, qfl_layout, rate_features, snr_features
-from qfl_gym.envs.qfl_scenario import DELIVERIES_RATE_WEIGHT, QFLScenario, qfl_scenario
-from qfl_gym.learning.federated import FederatedLearner, RoundResult
+from qfl_gym.envs.federated_round import (
+    FederatedRounds,
+    problem_constants,
+    round_reward,
+    security_info,
+    single_info,
+)
+from qfl_gym.envs.observation import snr_features
+from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.wireless.channel import UplinkChannel
-from qfl_gym.wireless.delivery import (
-    draw_delivery,
-    packet_error_probability,
-    upload_energy_j,
-    upload_latency_s,
-)
-from qfl_gym.wireless.problem import (
-    STEP_INFO_KEYS,
-    AllocationProblem,
-    ProblemConstants,
-    uplink_outcome,
-)
-from qfl_gym.wireless.secrecy import EavesdropperChannel
+from qfl_gym.wireless.channel_batch import SingleCellBatch
 
+__all__ = ["QFLEnv", "problem_constants", "round_reward", "security_info"]
 
-def problem_constants(sc: QFLScenario) -> ProblemConstants:
-    """Constants of QFL-v0's ``info["problem"]``: the uplink's, plus the objective.
-
-    ``objective="deliveries"`` makes the problem's reward the expected number of updates
-    delivered on time, ``sum_k [S / r_k <= T_max] exp(-m / SINR_k)``, plus 0.01 x the
-    sum rate in Mbit/s as a tie-break.
-    """
-    const = ProblemConstants.from_config(sc.uplink)
-    if sc.objective == "deliveries":
-        const = dataclasses.replace(
-            const,
-            rate_weight=DELIVERIES_RATE_WEIGHT,
-            delivery_weight=1.0,
-            update_bits=float(sc.uplink.update_bits),
-            deadline_s=float(sc.deadline_s),
-            waterfall_m=sc.waterfall_threshold,
-        )
-    return const
-
-
-def round_reward(
-    sc: QFLScenario,
-    *,
-    loss_before: Any,
-    loss_after: Any,
-    accuracy_before: Any,
-    accuracy_after: Any,
-    sum_rate_bps: Any,
-    secrecy_sum_rate_bps: Any,
-    energy_j: Any,
-) -> Any:
-    """QFL-v0's reward of one round (scalars, or arrays with an environment axis).
-
-    ``sc.reward``: "loss" (decrease of the global test loss), "accuracy" (increase of
-    the global test accuracy), "sum-rate" / "secrecy-sum-rate" (Mbit/s); minus
-    ``sc.energy_cost`` x the round's upload energy ``energy_j`` (J, summed over devices).
-    ``secrecy_sum_rate_bps`` may be None unless the reward is "secrecy-sum-rate".
-    """
-    mode = sc.reward
-    if mode == "loss":
-        value = loss_before - loss_after
-    elif mode == "accuracy":
-        value = accuracy_after - accuracy_before
-    elif mode == "secrecy-sum-rate":
-        value = secrecy_sum_rate_bps * 1e-6
-    else:
-        value = sum_rate_bps * 1e-6
-    if sc.energy_cost:
-        value = value - sc.energy_cost * energy_j
-    return value
-
-
-def security_info(learner: FederatedLearner, info: dict[str, Any]) -> dict[str, Any]:
-    """Add the DP and attacker keys of ``learner`` to ``info`` (only when configured)."""
-    if learner.dp is not None:
-        info["dp_epsilon"] = learner.dp_epsilon
-        info["dp_epsilon_per_device"] = learner.dp_epsilon_per_device
-    if learner.num_attackers:
-        info["malicious"] = learner.malicious.copy()
-    return info
+_ONLY_CELL = np.zeros(1, dtype=np.int64)
 
 
 class QFLEnv(AllocationEnv):
@@ -250,37 +189,21 @@ class QFLEnv(AllocationEnv):
         self.render_mode = render_mode
         self.config = cfg = sc.uplink  # the uplink, as ChannelPower-v0's ``config``
         self.learning_config = sc.learning
-        K, N, L = cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels
-        self.codec = ActionCodec(K, N, L)
+        self.codec = ActionCodec(cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels)
         self.action_space = self.codec.space()
-        self.observation_layout = qfl_layout(K, N)
-        self.observation_space = self.observation_layout.space()
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
-        self._constants = problem_constants(sc)
-        self._problem: AllocationProblem | None = None
-        self.learner = FederatedLearner(
-            sc.learning,
-            K,
-            privacy=sc.privacy,
-            poisoning=sc.poisoning,
-            quantum_noise=sc.quantum_noise,
+        #: the federated round of this one cell
+        self.rounds = FederatedRounds(sc, SingleCellBatch(self.channel))
+        self.learner = self.rounds.learners[0]
+        #: passive eavesdroppers (None: none configured)
+        self.eavesdroppers = None if self.rounds.eavesdroppers is None else (
+            self.rounds.eavesdroppers[0]
         )
-        # passive eavesdroppers (None: none configured)
-        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
-        self._loss_scale = 1.0 / np.log(sc.learning.num_classes)
-        # observation layout (slices, not views: views would not survive pickling)
-        self._obs = np.zeros(K * N + 3 * K + 2, dtype=np.float32)
-        self._sl_gains = slice(0, K * N)
-        self._sl_rates = slice(K * N, K * N + K)
-        self._i_global = K * N + K
-        self._sl_local = slice(K * N + K + 1, K * N + 2 * K + 1)
-        self._sl_stale = slice(K * N + 2 * K + 1, K * N + 3 * K + 1)
-        self._t = 0
-        self._staleness = np.zeros(K, dtype=np.int64)
-        self._reported_loss = np.zeros(K)
-        self._global_loss = 0.0
-        self._global_accuracy = 0.0
+        self.observation_layout = self.rounds.layout
+        self.observation_space = self.observation_layout.space()
+        self._constants = self.rounds.constants
+        self._problem = None
         self._last: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ API
@@ -288,96 +211,21 @@ class QFLEnv(AllocationEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        learner_seed, delivery_seed = self.np_random.integers(0, 2**63, size=2)
-        self._delivery_rng = np.random.default_rng(int(delivery_seed))
-        gains = self.channel.reset(self.np_random)
-        self._set_problem(gains)
-        start = self.learner.reset(np.random.default_rng(int(learner_seed)))
-        self._t = 0
-        self._staleness[:] = 0
-        self._reported_loss = start["local_loss"].copy()
-        self._global_loss = start["global_loss"]
-        self._global_accuracy = start["global_accuracy"]
-        self._obs[self._sl_rates] = 0.0
+        info = self.rounds.reset(_ONLY_CELL, [self.np_random], whole=True)[0]
+        self._problem = info["problem"]
         self._last = None
-        info = {
-            "problem": self._problem,
-            "global_loss": self._global_loss,
-            "global_accuracy": self._global_accuracy,
-            "local_loss": start["local_loss"],
-            "round": 0,
-        }
-        if self.eavesdroppers is not None:
-            # own stream, spawned: draws nothing from np_random (same legitimate channel)
-            info["eavesdropper_gains"] = self.eavesdroppers.reset(
-                self.np_random.spawn(1)[0], self.channel.positions_m
-            )
-        security_info(self.learner, info)
-        return self._observation(), info
+        return self.rounds.observe()[0], info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._problem is None:
+            raise RuntimeError("QFLEnv.step: call reset() first")
         a = self.codec.validate(action)
-        sc = self.scenario
-        K = sc.num_devices
-        channels, levels = a[:K], a[K:]
-        out = uplink_outcome(self._problem.gains, channels, levels, self._constants)
-        info = {key: out[key] for key in STEP_INFO_KEYS}
-        eve = self.eavesdroppers
-        if eve is not None:  # secrecy of this round (eavesdroppers' current channels)
-            power = self._constants.power_levels_w.take(levels)
-            info.update(eve.outcome(channels, power, info["rate_bps"]))
-        # uplink: upload time, packet errors, delivery
-        upload_rate = info["secrecy_rate_bps"] if sc.secure_upload else info["rate_bps"]
-        latency = upload_latency_s(upload_rate, sc.uplink.update_bits)
-        sinr = 10.0 ** (info["sinr_db"] / 10.0)
-        per = packet_error_probability(sinr, sc.waterfall_threshold)
-        delivered = draw_delivery(self._delivery_rng, latency, per, sc.deadline_s)
-        if sc.quantum_noise.qubit_budget is not None:  # too few qubits: nothing to upload
-            delivered &= self.learner.capable
-        energy = upload_energy_j(
-            self._constants.power_levels_w.take(levels), latency, sc.deadline_s
-        )
-        # learning: local training on every device, FedAvg over the delivered updates
-        result: RoundResult = self.learner.run_round(delivered)
-        reward = float(
-            round_reward(
-                sc,
-                loss_before=self._global_loss,
-                loss_after=result.global_loss,
-                accuracy_before=self._global_accuracy,
-                accuracy_after=result.global_accuracy,
-                sum_rate_bps=info["sum_rate_bps"],
-                secrecy_sum_rate_bps=info.get("secrecy_sum_rate_bps"),
-                energy_j=float(energy.sum()),
-            )
-        )
-        self._t += 1
-        self._staleness += 1
-        self._staleness[delivered] = 0
-        self._reported_loss[delivered] = result.local_loss[delivered]
-        self._global_loss, self._global_accuracy = result.global_loss, result.global_accuracy
-        self._obs[self._sl_rates] = rate_features(info["rate_bps"], sc.uplink.bandwidth_hz)
-        self._set_problem(self.channel.step())
-        if eve is not None:
-            moved = self.channel.positions_m if self.config.mobility else None
-            info["eavesdropper_gains"] = eve.step(moved)
-        security_info(self.learner, info)
-        info.update(
-            energy_j=energy,
-            delivered=delivered,
-            latency_s=latency,
-            packet_error_prob=per,
-            num_delivered=int(delivered.sum()),
-            global_loss=result.global_loss,
-            global_accuracy=result.global_accuracy,
-            local_loss=result.local_loss,
-            round=self._t,
-            problem=self._problem,
-        )
+        reward, terminated, truncated, values = self.rounds.round(a[None], _ONLY_CELL, None)
+        info = single_info(values)
+        self._problem = info["problem"]
         self._last = {"action": a, **info}
-        terminated = sc.target_accuracy is not None and result.global_accuracy >= sc.target_accuracy
-        truncated = self._t >= sc.rounds
-        return self._observation(), reward, bool(terminated), truncated, info
+        obs = self.rounds.observe()[0]
+        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "rgb_array":
@@ -386,9 +234,11 @@ class QFLEnv(AllocationEnv):
         if self.render_mode != "ansi":
             return None
         sc = self.scenario
+        r = self.rounds
         lines = [
-            f"round {self._t}/{sc.rounds}  K={sc.num_devices} N={sc.uplink.num_subchannels}  "
-            f"test loss {self._global_loss:.4f}  accuracy {self._global_accuracy:.3f}"
+            f"round {int(r.t[0])}/{sc.rounds}  K={sc.num_devices} "
+            f"N={sc.uplink.num_subchannels}  test loss {r.global_loss[0]:.4f}  "
+            f"accuracy {r.global_accuracy[0]:.3f}"
         ]
         if self._last is None:
             lines.append("(no round yet)")
@@ -403,15 +253,3 @@ class QFLEnv(AllocationEnv):
                 f"local loss {self._last['local_loss'][k]:.4f}"
             )
         return "\n".join(lines)
-
-    # ------------------------------------------------------------ internals
-    def _observation(self) -> np.ndarray:
-        sc = self.scenario
-        obs = self._obs
-        obs[self._sl_gains] = self.channel.features.ravel()
-        scale = self._loss_scale
-        obs[self._i_global] = min(self._global_loss * scale, LOSS_FEATURE_BOUND)
-        obs[self._sl_local] = np.minimum(self._reported_loss * scale, LOSS_FEATURE_BOUND)
-        obs[self._sl_stale] = self._staleness / sc.rounds
-        obs[-1] = self._t / sc.rounds
-        return obs.copy()

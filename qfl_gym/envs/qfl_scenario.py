@@ -31,17 +31,20 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from qfl_gym.config_fields import check_field_names, check_keywords, param
 from qfl_gym.learning.attacks import PoisoningConfig, check_robustness
 from qfl_gym.learning.config import LearningConfig
 from qfl_gym.learning.data import check_enough_samples
 from qfl_gym.learning.noise import QuantumNoiseConfig
 from qfl_gym.learning.privacy import PrivacyConfig, check_privacy_rule
 from qfl_gym.validation import check_bool, check_choice, check_float, check_int
-from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig, check_field_names, param
+from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig
 from qfl_gym.wireless.delivery import CHEN_WATERFALL_THRESHOLD_DB
 from qfl_gym.wireless.problem import DELIVERIES_RATE_WEIGHT, OBJECTIVES  # noqa: F401
 
-REWARDS = ("loss", "accuracy", "sum-rate", "secrecy-sum-rate")
+REWARDS = ("loss", "accuracy", "sum-rate", "secrecy-sum-rate", "loss-rate")
+#: How a round hears the devices: until a deadline, or every update (full participation).
+PARTICIPATION = ("deadline", "full")
 
 #: QFLScenario fields that are neither the uplink nor the learning config.
 ROUND_FIELDS = (
@@ -53,6 +56,9 @@ ROUND_FIELDS = (
     "energy_cost",
     "target_accuracy",
     "secure_upload",
+    "participation",
+    "max_round_s",
+    "local_compute_s",
     "objective",
 )
 
@@ -94,7 +100,8 @@ class QFLScenario:
         "-",
         "'loss': decrease of the global test loss (nats); 'accuracy': gain of test "
         "accuracy; 'sum-rate': sum rate (Mbit/s); 'secrecy-sum-rate': secrecy sum rate "
-        "(Mbit/s, needs eavesdroppers)",
+        "(Mbit/s, needs eavesdroppers); 'loss-rate': decrease of the global test loss "
+        "per second of the round (nats/s)",
     )
     energy_cost: float = param(
         0.0, "reward/J", "reward penalty per joule transmitted, p_k min(latency, deadline)"
@@ -111,6 +118,29 @@ class QFLScenario:
         "Mbit/s + 0.001 x mean rate: shortest slowest upload) or 'min-rate' (sum rate - "
         "min_rate_penalty x Mbit/s short of min_rate_bps); the uplink's objective "
         "follows it",
+    )
+    participation: str = param(
+        "deadline",
+        "-",
+        "'deadline': a round lasts slot_s and aggregates the updates uploaded within "
+        "deadline_s without packet error; 'full': every update is aggregated and the round "
+        "lasts local_compute_s + the slowest upload (retransmitted after packet errors), "
+        "devices slower than max_round_s dropped",
+        "full: the reference study's convergence analysis (arXiv 2603.01222); round "
+        "latency as Yang et al., IEEE TWC 2021",
+    )
+    max_round_s: float = param(
+        10.0,
+        "s",
+        "full participation: round-time cap; an upload not finished by then is dropped",
+        "chosen: 10x the deadline model's 1 s round",
+    )
+    local_compute_s: float = param(
+        0.0,
+        "s",
+        "full participation: local training time added to every round (same on all "
+        "devices)",
+        "chosen: 0, so round times compare uplink allocations alone",
     )
     secure_upload: bool = param(
         False,
@@ -157,6 +187,9 @@ class QFLScenario:
         check_float("waterfall_threshold_db", self.waterfall_threshold_db, low=-50.0, high=50.0)
         check_bool("packet_errors", self.packet_errors)
         check_choice("reward", self.reward, REWARDS)
+        check_choice("participation", self.participation, PARTICIPATION)
+        check_float("max_round_s", self.max_round_s, low=0.0, low_inclusive=False)
+        check_float("local_compute_s", self.local_compute_s, low=0.0)
         check_choice("objective", self.objective, OBJECTIVES)
         check_float("energy_cost", self.energy_cost, low=0.0)
         if self.target_accuracy is not None:
@@ -333,7 +366,9 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
     (``depolarizing_p``, ``shots``, ...); ``uplink=`` / ``learning=`` / ``privacy=`` /
     ``poisoning=`` / ``quantum_noise=`` replace a whole part (field overrides then apply
     on top).
-    Unknown names raise ``ValueError`` listing the valid ones.
+    An unknown name raises ``TypeError`` in Python's wording (``qfl_scenario() got an
+    unexpected keyword argument ...``) listing the valid ones; a bad value raises
+    ``ValueError``.
     """
     if isinstance(scenario, QFLScenario):
         base = scenario
@@ -347,12 +382,7 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
         return base
     if "horizon" in overrides:
         raise ValueError("horizon: QFL-v0 episodes last `rounds` federated rounds; set rounds=")
-    unknown = sorted(set(overrides) - set(valid_override_names()))
-    if unknown:
-        raise ValueError(
-            f"unknown QFL-v0 parameter(s) {', '.join(map(repr, unknown))}; valid: "
-            f"{', '.join(valid_override_names())}"
-        )
+    check_keywords("qfl_scenario", overrides, valid_override_names())
     uplink = overrides.pop("uplink", base.uplink)
     learning = overrides.pop("learning", base.learning)
     if not isinstance(uplink, UplinkConfig):
@@ -380,7 +410,7 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
             f"quantum_noise must be a QuantumNoiseConfig, got {type(quantum_noise).__name__}"
         )
     qn = {k: overrides.pop(k) for k in list(overrides) if k in _NOISE_FIELDS}
-    check_field_names(QFLScenario, overrides)
+    check_field_names(QFLScenario, overrides, caller="qfl_scenario")
     return dataclasses.replace(
         base,
         uplink=uplink.replace(**up) if up else uplink,

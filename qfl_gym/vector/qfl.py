@@ -23,22 +23,13 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
-from qfl_gym.envs.observation import LOSS_FEATURE_BOUND, qfl_layout, rate_features, snr_features
-from qfl_gym.envs.qfl import problem_constants, round_reward, security_info
+from qfl_gym.envs.federated_round import FederatedRounds
+from qfl_gym.envs.observation import snr_features
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
-from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.validation import check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv
-from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
-from qfl_gym.wireless.delivery import (
-    draw_delivery,
-    packet_error_probability,
-    upload_energy_j,
-    upload_latency_s,
-)
 from qfl_gym.wireless.problem import AllocationProblem
-from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 
 class QFLVectorEnv(UplinkVectorEnv):
@@ -177,45 +168,21 @@ class QFLVectorEnv(UplinkVectorEnv):
         self.codec = ActionCodec(K, N, cfg.num_power_levels)
         self.single_action_space = self.codec.space()
         self.action_space = batch_space(self.single_action_space, n)
-        self.observation_layout = qfl_layout(K, N)
-        self.single_observation_space = self.observation_layout.space()
-        self.observation_space = batch_space(self.single_observation_space, n)
-
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannelBatch(
             cfg, n, features=partial(snr_features, scale=p_max_over_noise)
         )
-        self._constants = const = problem_constants(sc)
-        self._noise = const.uniform_noise_w or const.noise_w
-        self._levels_w = np.asarray(const.power_levels_w, dtype=np.float64)
+        #: the federated rounds of every sub-environment, run as one batch
+        self.rounds = FederatedRounds(sc, self.channel)
         #: one federated learner per sub-environment
-        self.learners = [
-            FederatedLearner(
-                sc.learning,
-                K,
-                privacy=sc.privacy,
-                poisoning=sc.poisoning,
-                quantum_noise=sc.quantum_noise,
-            )
-            for _ in range(n)
-        ]
-        self._rounds = LearnerBatch()
+        self.learners = self.rounds.learners
         #: one EavesdropperChannel per sub-environment (None: none configured)
-        self.eavesdroppers = (
-            [EavesdropperChannel(cfg) for _ in range(n)] if cfg.num_eavesdroppers else None
-        )
-        self._loss_scale = 1.0 / np.log(sc.learning.num_classes)
-        self._obs_dim = K * N + 3 * K + 2
+        self.eavesdroppers = self.rounds.eavesdroppers
+        self.observation_layout = self.rounds.layout
+        self.single_observation_space = self.observation_layout.space()
+        self.observation_space = batch_space(self.single_observation_space, n)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self._seeds: list[int | None] = [None] * n
-        self._delivery_rngs: list[np.random.Generator | None] = [None] * n
-        self._t = np.zeros(n, dtype=np.int64)
-        self._staleness = np.zeros((n, K), dtype=np.int64)
-        self._reported_loss = np.zeros((n, K))
-        self._global_loss = np.zeros(n)
-        self._global_accuracy = np.zeros(n)
-        self._rate_features = np.zeros((n, K))
-        self._problems = np.full(n, None, dtype=object)
         self._init_action_bounds()
         self._autoreset = np.zeros(n, dtype=bool)
         self._needs_reset = True
@@ -270,13 +237,15 @@ class QFLVectorEnv(UplinkVectorEnv):
                 actions[pending] = 0
         a = self._validate(actions)
         active = np.flatnonzero(~pending)
-        reward = np.zeros(n)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
         info: dict[str, Any] = {}
         if len(active):
-            info = self._round(a, active, pending, reward, terminated, truncated)
+            skip = pending if pending.any() else None
+            reward, terminated, truncated, values = self.rounds.round(a, active, skip)
+            info = self._batch_info(values, pending)
         else:
+            reward = np.zeros(n)
+            terminated = np.zeros(n, dtype=bool)
+            truncated = np.zeros(n, dtype=bool)
             self.channel.step(skip=pending)
         if pending.any():
             self._reset_envs(np.flatnonzero(pending), whole=not len(active), info=info)
@@ -293,169 +262,25 @@ class QFLVectorEnv(UplinkVectorEnv):
     def problem(self, index: int) -> AllocationProblem:
         """The next decision's :class:`AllocationProblem` of sub-environment ``index``."""
         i = check_int("index", index, low=0, high=self.num_envs - 1)
-        if self._problems[i] is None:
+        if self.rounds.problems[i] is None:
             raise RuntimeError(f"QFLVectorEnv.problem({i}): call reset() first")
-        return self._problems[i]
+        return self.rounds.problems[i]
 
     # ------------------------------------------------------------ internals
     def _reset_envs(self, idx: np.ndarray, whole: bool, info: dict[str, Any]) -> dict[str, Any]:
-        """Reset sub-environments ``idx`` as ``QFLEnv.reset`` does; add their reset info.
-
-        Per sub-environment, in the single env's order: the learner and delivery
-        seeds from ``np_random``, the channel (batched), the learner, the
-        eavesdroppers (a spawned stream).
-        """
-        rows = idx.tolist()
-        learner_seeds = []
-        for i in rows:
-            learner_seed, delivery_seed = self._rngs[i].integers(0, 2**63, size=2)
-            self._delivery_rngs[i] = np.random.default_rng(int(delivery_seed))
-            learner_seeds.append(int(learner_seed))
-        generators = [self._rngs[i] for i in rows]
-        gains = self.channel.reset(generators, None if whole else idx)
-        const = self._constants
-        for i, learner_seed in zip(rows, learner_seeds, strict=True):
-            problem = AllocationProblem._trusted(gains[i], const)
-            self._problems[i] = problem
-            start = self.learners[i].reset(np.random.default_rng(learner_seed))
-            self._t[i] = 0
-            self._staleness[i] = 0
-            self._reported_loss[i] = start["local_loss"]
-            self._global_loss[i] = start["global_loss"]
-            self._global_accuracy[i] = start["global_accuracy"]
-            self._rate_features[i] = 0.0
-            env_info = {
-                "problem": problem,
-                "global_loss": start["global_loss"],
-                "global_accuracy": start["global_accuracy"],
-                "local_loss": start["local_loss"],
-                "round": 0,
-            }
-            if self.eavesdroppers is not None:
-                env_info["eavesdropper_gains"] = self.eavesdroppers[i].reset(
-                    self._rngs[i].spawn(1)[0], self.channel.positions_m[i]
-                )
-            security_info(self.learners[i], env_info)
+        """Reset sub-environments ``idx`` as ``QFLEnv.reset`` does; add their reset info."""
+        infos = self.rounds.reset(idx, [self._rngs[i] for i in idx.tolist()], whole)
+        for i, env_info in zip(idx.tolist(), infos, strict=True):
             info = self._add_info(info, env_info, i)
         return info
 
-    def _round(
-        self,
-        a: np.ndarray,
-        active: np.ndarray,
-        pending: np.ndarray,
-        reward: np.ndarray,
-        terminated: np.ndarray,
-        truncated: np.ndarray,
-    ) -> dict[str, Any]:
-        """One round of the ``active`` sub-environments (fills reward/terminated/truncated)."""
-        sc = self.scenario
-        cfg = self.config
-        n, K = self.num_envs, self.num_devices
-        rows = active.tolist()
-        # ---- uplink, batched over the environments (pending rows computed, unused)
-        channels, levels = a[:, :K], a[:, K:]
-        power = self._levels_w.take(levels)
-        s = power * np.take_along_axis(self.channel.gains, channels[..., None], 2)[..., 0]
-        sinr = noma.sic_sinr(s, channels, self._noise, cfg.sic_residual)
-        rate = noma.rates_bps(sinr, cfg.bandwidth_hz)
-        sum_rate = rate.sum(axis=1)
-        sinr_db = np.maximum(sinr, 1e-30)
-        np.log10(sinr_db, out=sinr_db)
-        sinr_db *= 10.0
-        outage = rate < cfg.min_rate_bps
-        eves = self.eavesdroppers
-        secrecy: dict[str, np.ndarray] = {}
-        if eves is not None:  # secrecy of this round (eavesdroppers' current channels)
-            secrecy = {
-                "eavesdropper_rate_bps": np.zeros((n, K)),
-                "secrecy_rate_bps": np.zeros((n, K)),
-                "secrecy_sum_rate_bps": np.zeros(n),
-            }
-            for i in rows:
-                for key, value in eves[i].outcome(channels[i], power[i], rate[i]).items():
-                    secrecy[key][i] = value
-        upload_rate = secrecy["secrecy_rate_bps"] if sc.secure_upload else rate
-        latency = upload_latency_s(upload_rate, cfg.update_bits)
-        # the single env derives the packet error rate from the reported SINR in dB
-        per = packet_error_probability(10.0 ** (sinr_db / 10.0), sc.waterfall_threshold)
-        delivered = np.zeros((n, K), dtype=bool)
-        for i in rows:
-            delivered[i] = draw_delivery(self._delivery_rngs[i], latency[i], per[i], sc.deadline_s)
-        if sc.quantum_noise.qubit_budget is not None:  # too few qubits: nothing to upload
-            delivered &= np.stack([learner.capable for learner in self.learners])
-        energy = upload_energy_j(power, latency, sc.deadline_s)
-        # ---- learning: local training of every active env's devices as one batch
-        results = self._rounds.run_round(
-            [self.learners[i] for i in rows], [delivered[i] for i in rows]
-        )
-        new_loss = np.array([r.global_loss for r in results])
-        new_acc = np.array([r.global_accuracy for r in results])
-        local_loss = np.stack([r.local_loss for r in results])
-        # ---- rewards and state
-        reward[active] = round_reward(
-            sc,
-            loss_before=self._global_loss[active],
-            loss_after=new_loss,
-            accuracy_before=self._global_accuracy[active],
-            accuracy_after=new_acc,
-            sum_rate_bps=sum_rate[active],
-            secrecy_sum_rate_bps=secrecy["secrecy_sum_rate_bps"][active] if secrecy else None,
-            energy_j=energy[active].sum(axis=1),
-        )
-        got = delivered[active]
-        self._t[active] += 1
-        stale = self._staleness[active] + 1
-        stale[got] = 0
-        self._staleness[active] = stale
-        reported = self._reported_loss[active]
-        reported[got] = local_loss[got]
-        self._reported_loss[active] = reported
-        self._global_loss[active] = new_loss
-        self._global_accuracy[active] = new_acc
-        self._rate_features[active] = rate_features(rate[active], cfg.bandwidth_hz)
-        gains = self.channel.step(skip=pending if pending.any() else None)
-        const = self._constants
-        for i in rows:
-            self._problems[i] = AllocationProblem._trusted(gains[i], const)
-        if sc.target_accuracy is not None:
-            terminated[active] = new_acc >= sc.target_accuracy
-        truncated[active] = self._t[active] >= sc.rounds
-        # ---- info, batched as SyncVectorEnv batches QFLEnv's
-        values: dict[str, Any] = {
-            "rate_bps": rate,
-            "sinr_db": sinr_db,
-            "sum_rate_bps": sum_rate,
-            "energy_j": energy,
-            "outage": outage,
-            **secrecy,
-        }
-        if eves is not None:
-            moved = self.channel.positions_m if cfg.mobility else None
-            eve_gains = np.zeros((n, *eves[0].shape))
-            for i in rows:
-                eve_gains[i] = eves[i].step(None if moved is None else moved[i])
-            values["eavesdropper_gains"] = eve_gains
-        per_env = [security_info(self.learners[i], {}) for i in rows]
-        for key in per_env[0]:
-            column = np.stack([np.asarray(d[key]) for d in per_env])
-            values[key] = np.zeros((n, *column.shape[1:]), dtype=column.dtype)
-            values[key][active] = column
-        values.update(
-            delivered=delivered,
-            latency_s=latency,
-            packet_error_prob=per,
-            num_delivered=delivered.sum(axis=1),
-            global_loss=self._global_loss.copy(),
-            global_accuracy=self._global_accuracy.copy(),
-            local_loss=_scatter(local_loss, active, n),
-            round=self._t.copy(),
-            problem=self._problems.copy(),
-        )
+    def _batch_info(self, values: dict[str, Any], pending: np.ndarray) -> dict[str, Any]:
+        """The round's ``info``, batched as SyncVectorEnv batches QFLEnv's (rows of
+        sub-environments that reset this step: zero / None, masked out)."""
         info: dict[str, Any] = {}
-        partial_step = len(active) < n
+        partial_step = bool(pending.any())
         for key, value in values.items():
-            if partial_step:  # rows of envs that reset this step: zero / None
+            if partial_step:
                 value = value.copy()
                 value[pending] = None if value.dtype == object else 0
             info[key] = value
@@ -472,24 +297,4 @@ class QFLVectorEnv(UplinkVectorEnv):
         return self._observe(), info
 
     def _observe(self) -> np.ndarray:
-        n, K, N = self.num_envs, self.num_devices, self.num_subchannels
-        rounds = self.scenario.rounds
-        scale = self._loss_scale
-        obs = np.empty((n, self._obs_dim), dtype=np.float32)
-        KN = K * N
-        obs[:, :KN] = self.channel.features.reshape(n, KN)
-        obs[:, KN : KN + K] = self._rate_features
-        obs[:, KN + K] = np.minimum(self._global_loss * scale, LOSS_FEATURE_BOUND)
-        obs[:, KN + K + 1 : KN + 2 * K + 1] = np.minimum(
-            self._reported_loss * scale, LOSS_FEATURE_BOUND
-        )
-        obs[:, KN + 2 * K + 1 : KN + 3 * K + 1] = self._staleness / rounds
-        obs[:, -1] = self._t / rounds
-        return obs
-
-
-def _scatter(rows: np.ndarray, active: np.ndarray, n: int) -> np.ndarray:
-    """``rows`` (len(active), ...) placed at ``active`` of a zero array with n rows."""
-    out = np.zeros((n, *rows.shape[1:]), dtype=rows.dtype)
-    out[active] = rows
-    return out
+        return self.rounds.observe()

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from qfl_gym.validation import check_int
-from qfl_gym.wireless.channel import NOISE_BLOCK_STEPS, ChannelModel
+from qfl_gym.wireless.channel import NOISE_BLOCK_STEPS, ChannelModel, UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig
 
 # cells per tile of the innovation buffer (the largest divisor of n up to this)
@@ -394,3 +394,51 @@ class UplinkChannelBatch:
             rngs[i].random(out=u[j], dtype=np.float32)
         innov = model.innovations(u).transpose(0, 2, 1, 3)  # (g, L, 2, M)
         self._z[cells // C, :length, cells % C] = innov
+
+
+class SingleCellBatch:
+    """One :class:`~qfl_gym.wireless.channel.UplinkChannel` seen as a batch of one cell.
+
+    Gives the single environments the batch interface of :class:`UplinkChannelBatch`
+    (``gains`` (1, K, N), ``features``, ``positions_m``, ``reset(generators, indices)``,
+    ``step(skip)``) while keeping the single channel's own arithmetic, so code written
+    for ``n`` cells runs the single envs as its ``n = 1`` case.
+    """
+
+    num_envs = 1
+
+    def __init__(self, channel: UplinkChannel) -> None:
+        self.channel = channel
+        self.model = channel.model
+        self.config = channel.config
+
+    @property
+    def gains(self) -> np.ndarray:
+        return self.channel.gains[None]
+
+    @property
+    def features(self) -> np.ndarray | None:
+        f = self.channel.features
+        return None if f is None else f[None]
+
+    @property
+    def positions_m(self) -> np.ndarray:
+        return self.channel.positions_m[None]
+
+    def reset(
+        self, generators: Sequence[np.random.Generator], indices: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Reset the cell with ``generators[0]``; return the gains (1, K, N)."""
+        if len(generators) != 1:
+            raise ValueError(f"a single cell resets from one generator, got {len(generators)}")
+        self.channel.reset(generators[0])
+        return self.gains
+
+    def step(self, skip: np.ndarray | None = None) -> np.ndarray:
+        """Advance one slot (nothing if ``skip[0]``); return the gains (1, K, N)."""
+        if skip is None or not skip[0]:
+            self.channel.step()
+        return self.gains
+
+    def close(self) -> None:
+        """Nothing to stop."""

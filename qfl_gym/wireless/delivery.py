@@ -89,3 +89,18 @@ def draw_delivery(
 def upload_energy_j(power_w: np.ndarray, latency_s: np.ndarray, deadline_s: float) -> np.ndarray:
     """Transmit energy ``p_k * min(tau_k, T_max)`` in J."""
     return np.asarray(power_w, dtype=float) * np.minimum(latency_s, deadline_s)
+
+
+def draw_attempts(rng: np.random.Generator, packet_error: np.ndarray) -> np.ndarray:
+    """Transmissions until each packet arrives: geometric, success probability ``1 - q``.
+
+    One uniform draw per device, always (as :func:`draw_delivery`). ``P(N > j) = q^j``, so
+    ``N = 1 + floor(ln(1 - u) / ln q)`` (1 where ``q = 0``, ``inf`` where ``q = 1``); the
+    mean is ``1 / (1 - q)``.
+    """
+    u = rng.random(np.shape(packet_error))
+    q = np.asarray(packet_error, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extra = np.floor(np.log1p(-u) / np.log(q))
+    extra = np.where(q <= 0.0, 0.0, extra)
+    return np.where(q >= 1.0, np.inf, 1.0 + extra)

@@ -159,6 +159,16 @@ class ProblemConstants:
         return self._sum_rate_only
 
     @property
+    def linear(self) -> bool:
+        """True when the objective is linear in the rates and powers (sum rate, energy)."""
+        return not (
+            self.outage_penalty
+            or self.delivery_weight
+            or self.shortfall_weight
+            or self.slowest_weight
+        )
+
+    @property
     def separable(self) -> bool:
         """True when the objective is a sum of per-device terms (no minimum over devices)."""
         return not self.slowest_weight
@@ -563,6 +573,99 @@ def objective_value(
     if const.slowest_weight:
         value = value + (1e-6 * const.slowest_weight) * rate_bps.min(axis=-1)
     return value
+
+
+def smooth_objective(
+    rate_bps: np.ndarray,
+    power_w: np.ndarray,
+    constants: ProblemConstants,
+    *,
+    softness: float = 0.1,
+    slowest_scale_bps: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth relaxation of :func:`objective_value` and its gradients, for SCA.
+
+    The same terms and weights, with each non-smooth one replaced by a smooth
+    surrogate whose width is ``softness`` times the term's own scale:
+
+    - outage ``[r < r_min]`` and the deadline ``[r >= S / T_max]`` of ``deliveries``:
+      logistic steps of width ``softness * r_min`` and ``softness * S / T_max``;
+    - the ``min-rate`` shortfall ``max(0, r_min - r)``: a softplus of the same width;
+    - ``min_k r_k`` of ``round-time``: the soft minimum ``-tau log sum_k exp(-r_k / tau)``
+      (never above the minimum), ``tau = softness * slowest_scale_bps`` (default: the
+      bandwidth, i.e. 1 bit/s/Hz);
+    - the SINR of the packet-error term is the one the rate implies,
+      ``2^(r / B) - 1``.
+
+    Every term is nondecreasing in each rate, so a lower bound on the rates gives a
+    lower bound on the relaxation (SCA's minorization). It tends to
+    :func:`objective_value` as ``softness`` goes to 0 (away from the steps).
+
+    Parameters
+    ----------
+    rate_bps, power_w : ndarray, shape (..., K)
+        Rates (bit/s) and transmit powers (W), trailing device axis.
+    constants : ProblemConstants
+    softness : float
+        Relative width of the smooth steps (> 0).
+    slowest_scale_bps : float, optional
+        Rate scale of the soft minimum, bit/s.
+
+    Returns
+    -------
+    value : ndarray, shape (...)
+        The relaxed objective (Mbit/s units).
+    d_rate : ndarray, shape (..., K)
+        Its derivative with respect to each rate, per bit/s.
+    d_power : ndarray, shape (..., K)
+        Its derivative with respect to each power, per W.
+    """
+    c = constants
+    r = rate_bps
+    value = r.sum(axis=-1) * (1e-6 * c.rate_weight)
+    d_rate = np.full(r.shape, 1e-6 * c.rate_weight)
+    d_power = np.full(r.shape, -c.energy_weight * c.slot_s)
+    if c.energy_weight:
+        value = value - c.energy_weight * c.slot_s * power_w.sum(axis=-1)
+    if (c.outage_penalty or c.shortfall_weight) and c.min_rate_bps > 0:
+        tau = softness * c.min_rate_bps
+        z = (c.min_rate_bps - r) / tau
+        step = _logistic(z)  # smooth [r < r_min]
+        if c.outage_penalty:
+            value = value - c.outage_penalty * step.sum(axis=-1)
+            d_rate = d_rate + c.outage_penalty * step * (1.0 - step) / tau
+        if c.shortfall_weight:
+            w = 1e-6 * c.shortfall_weight
+            value = value - w * tau * np.logaddexp(0.0, z).sum(axis=-1)
+            d_rate = d_rate + w * step
+    if c.delivery_weight:
+        required = c.update_bits / c.deadline_s
+        tau = softness * required
+        on_time = _logistic((r - required) / tau)
+        d_on_time = on_time * (1.0 - on_time) / tau
+        if c.waterfall_m:
+            growth = np.exp2(r / c.bandwidth_hz)  # 1 + SINR
+            sinr = np.maximum(growth - 1.0, 1e-300)
+            ok = np.exp(-c.waterfall_m / sinr)
+            d_ok = ok * c.waterfall_m / sinr**2 * growth * (np.log(2.0) / c.bandwidth_hz)
+        else:
+            ok, d_ok = 1.0, 0.0
+        value = value + c.delivery_weight * (on_time * ok).sum(axis=-1)
+        d_rate = d_rate + c.delivery_weight * (d_on_time * ok + on_time * d_ok)
+    if c.slowest_weight:
+        tau = softness * (c.bandwidth_hz if slowest_scale_bps is None else slowest_scale_bps)
+        low = r.min(axis=-1, keepdims=True)
+        e = np.exp(-(r - low) / tau)
+        total = e.sum(axis=-1, keepdims=True)
+        soft_min = (low - tau * np.log(total))[..., 0]
+        value = value + (1e-6 * c.slowest_weight) * soft_min
+        d_rate = d_rate + (1e-6 * c.slowest_weight) * e / total
+    return value, d_rate, d_power
+
+
+def _logistic(z: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` without overflow warnings."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 def objective_constants(
