@@ -156,18 +156,24 @@ def eavesdropper_sinr(
             f"{', '.join(map(repr, EAVESDROPPER_DECODING))}"
         )
     channels = np.asarray(channels)
-    power_w = np.asarray(power_w, dtype=float)
     E, K, N = gains.shape[-3:]
-    idx = _row_offsets(K, N) + channels  # (..., K): flat (device, sub-channel) index
-    if gains.ndim == 3 and channels.ndim == 1:  # one realization, one assignment
-        s = gains.reshape(E, K * N)[:, idx] * power_w
-    else:
-        flat = gains.reshape(*gains.shape[:-2], K * N)  # (..., E, K N)
-        idx = idx[..., None, :]  # (..., 1, K)
-        nd = max(flat.ndim, idx.ndim)
-        flat = flat.reshape((1,) * (nd - flat.ndim) + flat.shape)
-        idx = idx.reshape((1,) * (nd - idx.ndim) + idx.shape)
-        s = np.take_along_axis(flat, idx, axis=-1) * power_w[..., None, :]
+    if gains.ndim == 3 and channels.ndim == 1:
+        # one realization, one assignment (the single environments' hot path)
+        s = gains.reshape(E, K * N)[:, _row_offsets(K, N) + channels] * power_w
+        if decoding == "genie":
+            return s / noise_w
+        ch = (channels + _eve_offsets(E, N)).ravel()
+        if decoding == "sic":
+            return noma.sic_sinr(s.ravel(), ch, noise_w, sic_residual).reshape(E, K)
+        load = noma.subchannel_load_w(s.ravel(), ch, E * N)
+        return s / (np.maximum(load.take(ch).reshape(E, K) - s, 0.0) + noise_w)
+    # leading axes: g[..., e, k] = gains[..., e, k, channels[..., k]]
+    flat = gains.reshape(*gains.shape[:-2], K * N)  # (..., E, K N)
+    idx = (_row_offsets(K, N) + channels)[..., None, :]  # (..., 1, K)
+    nd = max(flat.ndim, idx.ndim)
+    flat = flat.reshape((1,) * (nd - flat.ndim) + flat.shape)
+    idx = idx.reshape((1,) * (nd - idx.ndim) + idx.shape)
+    s = np.take_along_axis(flat, idx, axis=-1) * np.asarray(power_w)[..., None, :]
     if decoding == "genie":
         return s / noise_w
     lead = s.shape[:-2]
@@ -179,8 +185,8 @@ def eavesdropper_sinr(
     if decoding == "sic":
         return noma.sic_sinr(s_flat, ch_flat, noise_w, sic_residual).reshape(s.shape)
     load = noma.subchannel_load_w(s_flat, ch_flat, E * N)
-    own = load.take(ch_flat) if not lead else np.take_along_axis(load, ch_flat, axis=-1)
-    return s / (np.maximum(own.reshape(s.shape) - s, 0.0) + noise_w)
+    own = np.take_along_axis(load, ch_flat, axis=-1).reshape(s.shape)
+    return s / (np.maximum(own - s, 0.0) + noise_w)
 
 
 @lru_cache(maxsize=64)
@@ -202,7 +208,12 @@ def secrecy_rates_bps(rate_bps: np.ndarray, eavesdropper_rate_bps: np.ndarray) -
 
     ``eavesdropper_rate_bps`` has shape (..., E, K): the strongest eavesdropper counts.
     """
-    return np.maximum(rate_bps - np.max(eavesdropper_rate_bps, axis=-2), 0.0)
+    return _wiretap_rate_bps(rate_bps, np.max(eavesdropper_rate_bps, axis=-2))
+
+
+def _wiretap_rate_bps(rate_bps: np.ndarray, strongest_bps: np.ndarray) -> np.ndarray:
+    """``[r_k - r_k,eve]^+``, bit/s, against the strongest eavesdropper's rates."""
+    return np.maximum(rate_bps - strongest_bps, 0.0)
 
 
 def secrecy_outcome(
@@ -211,6 +222,7 @@ def secrecy_outcome(
     channels: np.ndarray,
     power_w: np.ndarray,
     rate_bps: np.ndarray,
+    noise_w: float | None = None,
 ) -> dict[str, Any]:
     """Secrecy of assignments against eavesdroppers with gains ``gains``.
 
@@ -222,6 +234,8 @@ def secrecy_outcome(
         Device-to-eavesdropper power gains.
     channels, power_w, rate_bps : ndarray, shape (..., K)
         Sub-channels, transmit powers (W) and base-station rates (bit/s).
+    noise_w : float, optional
+        Eavesdropper noise power, W (default: :func:`eavesdropper_noise_w`).
 
     Returns
     -------
@@ -234,17 +248,18 @@ def secrecy_outcome(
         gains,
         channels,
         power_w,
-        eavesdropper_noise_w(config),
+        eavesdropper_noise_w(config) if noise_w is None else noise_w,
         config.eavesdropper_decoding,
         config.sic_residual,
     )
     eve = noma.rates_bps(sinr, config.bandwidth_hz).max(axis=-2)
-    secrecy = secrecy_rates_bps(rate_bps, eve[..., None, :])
-    total = secrecy.sum(axis=-1)
+    secrecy = _wiretap_rate_bps(rate_bps, eve)
     return {
         "eavesdropper_rate_bps": eve,
         "secrecy_rate_bps": secrecy,
-        "secrecy_sum_rate_bps": float(total) if total.ndim == 0 else total,
+        "secrecy_sum_rate_bps": (
+            float(secrecy.sum()) if secrecy.ndim == 1 else secrecy.sum(axis=-1)
+        ),
     }
 
 
@@ -456,7 +471,7 @@ class EavesdropperChannelBatch:
             ``eavesdropper_rate_bps`` (n, K), ``secrecy_rate_bps`` (n, K) and
             ``secrecy_sum_rate_bps`` (n,), bit/s (:func:`secrecy_outcome`).
         """
-        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps)
+        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
 
     # -------------------------------------------------------------- internals
     def _device_positions(self, device_positions_m: Any) -> np.ndarray:
@@ -602,8 +617,9 @@ class EavesdropperChannel:
         ``device_positions_m`` (K, 2): the devices' new positions when they move, else
         None.
         """
-        moved = None if device_positions_m is None else np.asarray(device_positions_m)[None]
-        return self.batch.step(moved)[0]
+        if device_positions_m is None:
+            return self.batch.step()[0]
+        return self.batch.step(np.asarray(device_positions_m)[None])[0]
 
     @property
     def gains(self) -> np.ndarray:
@@ -654,4 +670,4 @@ class EavesdropperChannel:
             device), ``secrecy_rate_bps`` (K,, ``[r_k - r_k,eve]^+``) and
             ``secrecy_sum_rate_bps`` (float), bit/s.
         """
-        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps)
+        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
