@@ -6,9 +6,12 @@ PY          ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 RUN_EXTRAS  := dev
-TEST_EXTRAS := dev,multiagent,rllib
+TEST_EXTRAS := dev,multiagent,rllib,docs
+DOCS_EXTRAS := docs
+# Material for MkDocs prints a multi-line notice on every build otherwise
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo quick short-demo test lint bench
+.PHONY: demo quick short-demo test lint format docs bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,12 +37,30 @@ quick: $(VENV)/.installed-$(RUN_EXTRAS)
 short-demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/python -m training_scripts.demo
 
+# Lint, format check and the docs build first (seconds), then the whole suite; every
+# step runs and the target fails if any did (pytest collecting no tests is a failure).
 test: $(VENV)/.installed-$(TEST_EXTRAS)
+	@fail=""; \
+	$(BIN)/ruff check . || fail="$$fail ruff-check"; \
+	$(BIN)/ruff format --check . || fail="$$fail ruff-format"; \
+	$(BIN)/mkdocs build --strict --quiet || fail="$$fail docs"; \
 	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; fail="$$fail pytest"; \
+	elif [ $$rc -ne 0 ]; then fail="$$fail pytest"; fi; \
+	if [ -n "$$fail" ]; then echo "make test failed:$$fail"; exit 1; fi
 
 lint: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrites files: run it on a tree nobody else is editing.
+format: $(VENV)/.installed-$(RUN_EXTRAS)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# The documentation site (docstrings + docs/) into site/, warnings as errors.
+docs: $(VENV)/.installed-$(DOCS_EXTRAS)
+	$(BIN)/mkdocs build --strict
 
 bench: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/python benchmarks/bench_channel_power.py

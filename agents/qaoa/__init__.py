@@ -1,7 +1,7 @@
 """QAOA for the per-slot channel and power allocation.
 
-Modules
--------
+Its modules:
+
 - :mod:`agents.qaoa.block`: a block of devices optimized with all others held fixed,
   its exact reward table and its pairwise (second-order) reward model.
 - :mod:`agents.qaoa.encoding`: qubits of a block (binary or one-hot with penalty).
