@@ -212,6 +212,62 @@ def benchmark(
     typer.echo(f"results: {result.out}")
 
 
+@app.command()
+@clean_errors
+def sweep(
+    env: EnvOption = "qfl_gym/ChannelPower-v0",
+    vary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vary",
+            help="FIELD=V1,V2,... (repeat); the first varied field is the figures' x axis.",
+        ),
+    ] = None,
+    agents: Annotated[str, typer.Option(help="Comma-separated agent names.")] = "random,greedy",
+    seeds: Annotated[str, typer.Option(help="e.g. '0,1,2' or '0-9'.")] = "0-2",
+    scenario: ScenarioOption = None,
+    episodes: Annotated[int, typer.Option(help="Episodes per task.")] = 1,
+    max_steps: Annotated[int | None, typer.Option(help="Cap on steps per episode.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local worker processes (default: all cores).")
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the tasks on this Ray cluster ('auto', 'ray://host:10001', 'local')."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="New or empty output folder.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Fixed override name=value.")
+    ] = None,
+) -> None:
+    """Every combination of --vary values x agents x seeds, in parallel; CSV and figures."""
+    from training_scripts.sweep import SweepOptions, parse_vary, run_sweep
+
+    opts = SweepOptions(
+        env_id=env,
+        vary=parse_vary(vary),
+        agents=[a.strip() for a in agents.split(",") if a.strip()],
+        seeds=parse_seeds(seeds),
+        out=out,
+        scenario=scenario,
+        episodes=episodes,
+        max_steps=max_steps,
+        workers=workers,
+        ray_address=ray_address,
+        overrides=parse_overrides(set_),
+    )
+
+    def progress(done: int, total: int) -> None:
+        typer.echo(f"\r{done}/{total} tasks", nl=done == total, err=True)
+
+    result = run_sweep(opts, progress=progress)
+    typer.echo(
+        f"{len(result.rows)} rows in {result.wall_time_s:.1f} s: {result.files['sweep_csv']}"
+    )
+
+
 @app.command("case-study")
 @clean_errors
 def case_study(
