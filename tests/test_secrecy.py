@@ -345,10 +345,25 @@ def test_qfl_secrecy_settings_are_validated(overrides, match):
         qfl_scenario("small", **overrides)
 
 
-def test_native_vector_env_refuses_eavesdroppers_and_sync_vectorization_has_them():
-    with pytest.raises(ValueError, match="num_eavesdroppers=2: the native vector env"):
-        gym.make_vec(CP, num_envs=2, scenario="secrecy")
-    envs = gym.make_vec(CP, num_envs=2, scenario="secrecy", vectorization_mode="sync")
-    envs.reset(seed=0)
-    _, reward, _, _, info = envs.step(envs.action_space.sample())
+def test_native_vector_env_models_eavesdroppers_like_single_envs():
+    kwargs = {"scenario": "secrecy", "mobility": True, "speed_mps": 3.0, "horizon": 6}
+    venv = gym.make_vec(CP, num_envs=3, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(CP, num_envs=3, vectorization_mode="sync", **kwargs)
+    _, vinfo = venv.reset(seed=4)
+    _, sinfo = sync.reset(seed=4)
+    np.testing.assert_allclose(vinfo["eavesdropper_gains"], sinfo["eavesdropper_gains"])
+    rng = np.random.default_rng(1)
+    for _ in range(9):  # through a truncation and the next-step autoreset
+        actions = rng.integers(
+            0, venv.single_action_space.nvec, size=(3, venv.single_action_space.shape[0])
+        )
+        _, vrew, _, vtrunc, vinfo = venv.step(actions)
+        _, srew, _, strunc, sinfo = sync.step(actions)
+        np.testing.assert_allclose(vrew, srew, rtol=1e-10)
+        np.testing.assert_array_equal(vtrunc, strunc)
+        for key in ("secrecy_rate_bps", "eavesdropper_rate_bps", "eavesdropper_gains"):
+            if key in sinfo:
+                np.testing.assert_allclose(vinfo[key], sinfo[key], rtol=1e-10, err_msg=key)
+                np.testing.assert_array_equal(vinfo[f"_{key}"], sinfo[f"_{key}"])
+    _, reward, _, _, info = sync.step(sync.action_space.sample())
     np.testing.assert_allclose(reward, info["secrecy_sum_rate_bps"] * 1e-6)

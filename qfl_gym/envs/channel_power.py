@@ -16,10 +16,9 @@ from qfl_gym.wireless.problem import (
     STEP_INFO_KEYS,
     AllocationProblem,
     ProblemConstants,
-    allocation_reward,
     uplink_outcome,
 )
-from qfl_gym.wireless.secrecy import EavesdropperChannel
+from qfl_gym.wireless.secrecy import EavesdropperChannel, secrecy_reward
 
 
 class ChannelPowerEnv(AllocationEnv):
@@ -175,7 +174,7 @@ class ChannelPowerEnv(AllocationEnv):
         self._set_problem(gains)
         info["problem"] = self._problem
         if self.eavesdroppers is not None:
-            reward = self._secrecy_step(info, a, reward)
+            reward = self._secrecy_step(info, out, reward)
         return self._observation(), reward, False, self._t >= self.config.horizon, info
 
     def render(self) -> str | np.ndarray | None:
@@ -195,26 +194,18 @@ class ChannelPowerEnv(AllocationEnv):
         return "\n".join(lines)
 
     # ------------------------------------------------------------ internals
-    def _secrecy_step(self, info: dict[str, Any], action: np.ndarray, reward: float) -> float:
+    def _secrecy_step(self, info: dict[str, Any], out: dict[str, Any], reward: float) -> float:
         """Secrecy of the action just taken (eavesdroppers' current channels), then fade
         them to the next slot. Returns the reward (the secrecy one if configured)."""
-        cfg = self.config
-        K = cfg.num_devices
         eve = self.eavesdroppers
-        power = self._constants.power_levels_w.take(action[K:])
-        info.update(eve.outcome(action[:K], power, info["rate_bps"]))
-        if cfg.secrecy_reward:
-            reward = float(
-                allocation_reward(
-                    info["secrecy_sum_rate_bps"],
-                    info["energy_j"],
-                    info["outage"],
-                    cfg.energy_weight,
-                    cfg.outage_penalty,
-                )
-            )
-        moved = self.channel.positions_m if cfg.mobility and cfg.speed_mps > 0 else None
-        info["eavesdropper_gains"] = eve.step(moved)
+        K = self.config.num_devices
+        secrecy = eve.outcome(self._last_action[:K], out["power_w"], out["rate_bps"])
+        info.update(secrecy)
+        if self.config.secrecy_reward:
+            reward = float(secrecy_reward(out, secrecy, self._constants))
+        info["eavesdropper_gains"] = eve.step(
+            self.channel.positions_m if self.channel.model.mobile else None
+        )
         return reward
 
     def _observation(self) -> np.ndarray:

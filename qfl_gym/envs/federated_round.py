@@ -60,7 +60,7 @@ from qfl_gym.wireless.problem import (
     ProblemConstants,
     uplink_outcome,
 )
-from qfl_gym.wireless.secrecy import EavesdropperChannel
+from qfl_gym.wireless.secrecy import EavesdropperChannelBatch
 
 #: ``info`` values that are scalars in the single env (Python floats or ints there)
 SCALAR_INFO = {
@@ -204,6 +204,8 @@ class FederatedRounds:
     channel : UplinkChannelBatch or SingleCellBatch
         The cells' channels (``gains`` (n, K, N), ``features``, ``positions_m``,
         ``reset(generators, indices)``, ``step(skip)``).
+    eavesdroppers : EavesdropperChannelBatch, optional
+        The cells' eavesdroppers when the uplink has some (default: a new batch).
 
     Attributes
     ----------
@@ -216,7 +218,12 @@ class FederatedRounds:
         Every cell's :class:`AllocationProblem` for the next round.
     """
 
-    def __init__(self, scenario: QFLScenario, channel: Any) -> None:
+    def __init__(
+        self,
+        scenario: QFLScenario,
+        channel: Any,
+        eavesdroppers: EavesdropperChannelBatch | None = None,
+    ) -> None:
         self.scenario = sc = scenario
         self.channel = channel
         self.num_envs = n = channel.num_envs
@@ -237,10 +244,10 @@ class FederatedRounds:
             for _ in range(n)
         ]
         self._batch = LearnerBatch()
-        #: one EavesdropperChannel per cell (None: none configured)
-        self.eavesdroppers = (
-            [EavesdropperChannel(cfg) for _ in range(n)] if cfg.num_eavesdroppers else None
-        )
+        #: every cell's eavesdroppers (None: none configured)
+        self.eavesdroppers = None
+        if cfg.num_eavesdroppers:
+            self.eavesdroppers = eavesdroppers or EavesdropperChannelBatch(cfg, n)
         self._moving = bool(cfg.mobility) and cfg.speed_mps > 0.0
         self._loss_scale = 1.0 / np.log(sc.learning.num_classes)
         self._time_scale = 1.0 / (sc.rounds * (sc.local_compute_s + sc.max_round_s))
@@ -270,8 +277,15 @@ class FederatedRounds:
             self._delivery_rngs[i] = np.random.default_rng(int(delivery_seed))
             learner_seeds.append(int(learner_seed))
         gains = self.channel.reset(generators, None if whole else rows)
+        eve_gains = None
+        if self.eavesdroppers is not None:  # own streams, spawned: draw nothing from rng
+            eve_gains = self.eavesdroppers.reset(
+                [rng.spawn(1)[0] for rng in generators],
+                self.channel.positions_m,
+                None if whole else rows,
+            )
         infos = []
-        for i, rng, learner_seed in zip(rows_l, generators, learner_seeds, strict=True):
+        for i, learner_seed in zip(rows_l, learner_seeds, strict=True):
             problem = AllocationProblem._trusted(gains[i], self.constants)
             self.problems[i] = problem
             start = self.learners[i].reset(np.random.default_rng(learner_seed))
@@ -290,10 +304,8 @@ class FederatedRounds:
                 "round": 0,
                 "wall_time_s": 0.0,
             }
-            if self.eavesdroppers is not None:
-                info["eavesdropper_gains"] = self.eavesdroppers[i].reset(
-                    rng.spawn(1)[0], self.channel.positions_m[i]
-                )
+            if eve_gains is not None:
+                info["eavesdropper_gains"] = eve_gains[i]
             infos.append(security_info(self.learners[i], info))
         return infos
 
@@ -319,15 +331,7 @@ class FederatedRounds:
         secrecy: dict[str, np.ndarray] = {}
         eves = self.eavesdroppers
         if eves is not None:  # secrecy of this round (eavesdroppers' current channels)
-            secrecy = {
-                "eavesdropper_rate_bps": np.zeros((n, K)),
-                "secrecy_rate_bps": np.zeros((n, K)),
-                "secrecy_sum_rate_bps": np.zeros(n),
-            }
-            for i in rows:
-                found = eves[i].outcome(channels[i], out["power_w"][i], rate[i])
-                for key, value in found.items():
-                    secrecy[key][i] = value
+            secrecy = eves.outcome(channels, out["power_w"], rate)
             values.update(secrecy)
         upload_rate = secrecy["secrecy_rate_bps"] if sc.secure_upload else rate
         uploads = round_uploads(
@@ -382,10 +386,7 @@ class FederatedRounds:
         # ---- info values
         if eves is not None:
             moved = self.channel.positions_m if self._moving else None
-            eve_gains = np.zeros((n, *eves[0].shape))
-            for i in rows:
-                eve_gains[i] = eves[i].step(None if moved is None else moved[i])
-            values["eavesdropper_gains"] = eve_gains
+            values["eavesdropper_gains"] = eves.step(moved, skip=skip)
         per_cell = [security_info(self.learners[i], {}) for i in rows]
         for key in per_cell[0]:
             column = np.stack([np.asarray(d[key]) for d in per_cell])

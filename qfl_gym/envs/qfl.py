@@ -29,6 +29,7 @@ from qfl_gym.envs.observation import snr_features
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.channel_batch import SingleCellBatch
+from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 __all__ = ["QFLEnv", "problem_constants", "round_reward", "security_info"]
 
@@ -193,13 +194,12 @@ class QFLEnv(AllocationEnv):
         self.action_space = self.codec.space()
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
-        #: the federated round of this one cell
-        self.rounds = FederatedRounds(sc, SingleCellBatch(self.channel))
-        self.learner = self.rounds.learners[0]
         #: passive eavesdroppers (None: none configured)
-        self.eavesdroppers = None if self.rounds.eavesdroppers is None else (
-            self.rounds.eavesdroppers[0]
-        )
+        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
+        eve_batch = None if self.eavesdroppers is None else self.eavesdroppers.batch
+        #: the federated round of this one cell
+        self.rounds = FederatedRounds(sc, SingleCellBatch(self.channel), eve_batch)
+        self.learner = self.rounds.learners[0]
         self.observation_layout = self.rounds.layout
         self.observation_space = self.observation_layout.space()
         self._constants = self.rounds.constants

@@ -22,6 +22,7 @@ from qfl_gym.wireless.problem import (
     ProblemConstants,
     uplink_outcome,
 )
+from qfl_gym.wireless.secrecy import EavesdropperChannelBatch, secrecy_reward
 
 
 class ChannelPowerVectorEnv(UplinkVectorEnv):
@@ -133,12 +134,6 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
                 f"{overrides['max_episode_steps']!r})"
             )
         self.config = cfg = uplink_config(scenario, **overrides)
-        if cfg.num_eavesdroppers:  # not modelled here: refuse rather than ignore them
-            raise ValueError(
-                f"num_eavesdroppers={cfg.num_eavesdroppers}: the native vector env does not "
-                "model eavesdroppers; use gym.make_vec(..., vectorization_mode='sync') "
-                "(ChannelPowerEnv copies) for the secrecy options"
-            )
         self._init_modes(render_mode, autoreset_mode)
         self.include_problem = check_bool("include_problem", include_problem)
 
@@ -160,6 +155,9 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
             num_threads=check_int("num_threads", num_threads, low=1),
         )
         self._constants = const = ProblemConstants.from_config(cfg)
+        #: every sub-environment's passive eavesdroppers (None: none configured)
+        self.eavesdroppers = EavesdropperChannelBatch(cfg, n) if cfg.num_eavesdroppers else None
+        self._moving = bool(cfg.mobility) and cfg.speed_mps > 0.0
         self._noise = const.uniform_noise_w or const.noise_w
         self._levels_w = np.asarray(cfg.power_levels_w, dtype=np.float64)
         self._obs_dim = K * N + K + 1
@@ -199,10 +197,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
             ``problem`` (with ``_problem``) if ``include_problem``, else empty.
         """
         idx, masked = self._rows_to_reset(seed, options)
-        generators = [self._rngs[i] for i in idx.tolist()]
-        gains = self.channel.reset(generators, idx if masked else None)
-        self._t[idx] = 0
-        self._rate_features[idx] = 0.0
+        gains = self._reset_rows(idx, whole=not masked)
         if self._any_autoreset:
             self._autoreset = self._autoreset.copy()
             self._autoreset[idx] = False
@@ -211,6 +206,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         info: dict[str, Any] = {}
         if self.include_problem:
             self._add_problems(info, gains, idx if masked else None)
+        self._add_eavesdropper_gains(info, idx)
         return self._observe(gains), info
 
     def step(
@@ -236,6 +232,13 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         out = uplink_outcome(self.channel.gains, a[:, :K], a[:, K:], self._constants)
         reward = out["reward"]
         rate = out["rate_bps"]
+        info = self._step_info(out)
+        eves = self.eavesdroppers
+        if eves is not None:  # secrecy of this step (eavesdroppers' current channels)
+            secrecy = eves.outcome(a[:, :K], out["power_w"], rate)
+            if self.config.secrecy_reward:
+                reward = secrecy_reward(out, secrecy, self._constants)
+            self._add_masked(info, secrecy)
         if pending is None:
             self._t += 1
             gains = self.channel.step()
@@ -244,15 +247,14 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
             reward[pending] = 0.0
             self._t[active] += 1
             self.channel.step(skip=pending)
+        if eves is not None:
+            eves.step(self.channel.positions_m if self._moving else None, skip=pending)
         self._rate_features = rate_features(rate, self.config.bandwidth_hz)
         truncated = self._t >= self.config.horizon
         terminated = np.zeros(self.num_envs, dtype=bool)
-        info = self._step_info(out)
         if pending is not None:
             idx = np.flatnonzero(pending)
-            gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
-            self._t[idx] = 0
-            self._rate_features[idx] = 0.0
+            gains = self._reset_rows(idx, whole=False)
             truncated[idx] = False
             info = mask_info(info, ~pending)
         obs = self._observe(gains)
@@ -265,6 +267,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
             obs, info = self._reset_same_step(truncated.copy(), obs, info)
         else:
             self._autoreset, self._any_autoreset = truncated.copy(), True
+        self._add_eavesdropper_gains(info, None)
         return obs, reward, terminated, truncated, info
 
     # -------------------------------------------------------------- helpers
@@ -276,11 +279,39 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
     # ------------------------------------------------------------ internals
     def _step_info(self, out: dict[str, Any]) -> dict[str, Any]:
         """The step's ``info``: every outcome key with its (all-True) mask."""
-        info: dict[str, Any] = {}
-        for key in STEP_INFO_KEYS:
-            info[key] = out[key]
-            info[f"_{key}"] = np.ones(self.num_envs, dtype=bool)
+        return self._add_masked({}, {key: out[key] for key in STEP_INFO_KEYS})
+
+    def _add_masked(self, info: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """Add ``values`` (one row per sub-environment) to ``info``, each with an all-True
+        mask of its own."""
+        masks = np.ones((len(values), self.num_envs), dtype=bool)
+        for (key, value), mask in zip(values.items(), masks, strict=True):
+            info[key] = value
+            info[f"_{key}"] = mask
         return info
+
+    def _add_eavesdropper_gains(self, info: dict[str, Any], idx: np.ndarray | None) -> None:
+        """``info["eavesdropper_gains"]`` of sub-environments ``idx`` (all if None)."""
+        if self.eavesdroppers is None:
+            return
+        mask = np.zeros(self.num_envs, dtype=bool)
+        mask[slice(None) if idx is None else idx] = True
+        info["eavesdropper_gains"] = self.eavesdroppers.gains
+        info["_eavesdropper_gains"] = mask
+
+    def _reset_rows(self, idx: np.ndarray, whole: bool) -> np.ndarray:
+        """Reset sub-environments ``idx`` (channel, eavesdroppers, state); new gains."""
+        generators = [self._rngs[i] for i in idx.tolist()]
+        gains = self.channel.reset(generators, None if whole else idx)
+        if self.eavesdroppers is not None:  # own streams, spawned: draw nothing from rng
+            self.eavesdroppers.reset(
+                [rng.spawn(1)[0] for rng in generators],
+                self.channel.positions_m,
+                None if whole else idx,
+            )
+        self._t[idx] = 0
+        self._rate_features[idx] = 0.0
+        return gains
 
     def _observe(self, gains: np.ndarray) -> np.ndarray:
         n, K, N = gains.shape
@@ -308,9 +339,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         """SAME_STEP autoreset of the sub-environments in ``done``."""
         idx = np.flatnonzero(done)
         info, finals = self._split_for_same_step(done, obs, info)
-        gains = self.channel.reset([self._rngs[i] for i in idx.tolist()], idx)
-        self._t[idx] = 0
-        self._rate_features[idx] = 0.0
+        gains = self._reset_rows(idx, whole=False)
         obs = self._observe(gains)
         if self.include_problem:
             self._add_problems(info, gains, None)

@@ -176,7 +176,7 @@ class QFLVectorEnv(UplinkVectorEnv):
         self.rounds = FederatedRounds(sc, self.channel)
         #: one federated learner per sub-environment
         self.learners = self.rounds.learners
-        #: one EavesdropperChannel per sub-environment (None: none configured)
+        #: every sub-environment's eavesdroppers (None: none configured)
         self.eavesdroppers = self.rounds.eavesdroppers
         self.observation_layout = self.rounds.layout
         self.single_observation_space = self.observation_layout.space()

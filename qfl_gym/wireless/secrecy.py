@@ -96,11 +96,12 @@ from qfl_gym.validation import check_int
 from qfl_gym.wireless import noma
 from qfl_gym.wireless.channel import NOISE_BLOCK_STEPS, ChannelModel, annulus_positions
 from qfl_gym.wireless.config import EAVESDROPPER_DECODING, UplinkConfig
+from qfl_gym.wireless.problem import ProblemConstants
 from qfl_gym.wireless.propagation import noise_power_w
 
 # cells whose innovation block is drawn and transformed together (bounds the
 # temporaries to about this many float64 values)
-_DRAW_CHUNK_VALUES = 1 << 21
+_DRAW_CHUNK_VALUES = 1 << 16
 
 
 def eavesdropper_noise_w(config: UplinkConfig) -> float:
@@ -671,3 +672,28 @@ class EavesdropperChannel:
             ``secrecy_sum_rate_bps`` (float), bit/s.
         """
         return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
+
+
+def secrecy_reward(
+    outcome: dict[str, Any], secrecy: dict[str, Any], constants: ProblemConstants
+) -> Any:
+    """ChannelPower-v0's ``secrecy_reward``: the objective with the secrecy sum rate.
+
+    The allocation objective (:func:`~qfl_gym.wireless.problem.objective_value`, a
+    weighted sum rate with its energy and outage penalties) with its sum-rate term
+    computed at the secrecy rates ``[r_k - r_k,eve]^+`` instead of the rates; the
+    penalties stay those of the transmission (outage: the rate at the base station
+    below ``min_rate_bps``).
+
+    Parameters
+    ----------
+    outcome : dict
+        :func:`~qfl_gym.wireless.problem.uplink_outcome` of the step.
+    secrecy : dict
+        :func:`secrecy_outcome` of the same assignments.
+    constants : ProblemConstants
+        The problem's constants (a sum-rate objective).
+    """
+    weight = 1e-6 * constants.rate_weight
+    penalties = outcome["reward"] - outcome["sum_rate_bps"] * weight
+    return penalties + secrecy["secrecy_sum_rate_bps"] * weight
