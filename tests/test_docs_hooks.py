@@ -133,3 +133,8 @@ Create it with::
     assert "$$\nx = 1\n$$" in out
     assert "Create it with:\n\n```python\nenv = make()\n```" in out
     assert "```pycon\n>>> 1 + 1\n2\n```" in out
+
+
+def test_a_list_right_after_a_paragraph_gets_a_blank_line():
+    out = rst.rst_to_markdown("Three kinds:\n- one,\n  continued\n- two\nAfter.")
+    assert out == "Three kinds:\n\n- one,\n  continued\n- two\nAfter."

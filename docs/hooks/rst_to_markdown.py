@@ -9,7 +9,8 @@ does not know. Before mkdocstrings parses a docstring this extension rewrites th
   (rendered by ``pymdownx.arithmatex``);
 - a paragraph ending in ``::`` introduces a fenced code block;
 - a simple table (``====  ====`` borders) becomes a Markdown table;
-- runs of ``>>>`` doctest lines (with their expected output) become ``pycon`` blocks.
+- runs of ``>>>`` doctest lines (with their expected output) become ``pycon`` blocks;
+- a list that follows a paragraph line gets the blank line Markdown needs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ ROLE = re.compile(r":(?:py:)?(class|mod|func|meth|attr|data|obj|exc|const):`(~?)
 MATH_ROLE = re.compile(r":math:`([^`]+)`")
 TABLE_BORDER = re.compile(r"^(\s*)=+(?:\s+=+)+\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+\.)\s+\S")
 
 
 def _role(match: re.Match[str]) -> str:
@@ -111,6 +113,7 @@ def rst_to_markdown(text: str) -> str:
     out: list[str] = []
     i = 0
     in_fence = False
+    list_indent: int | None = None  # indentation of the list being written, if any
     while i < len(lines):
         line = lines[i]
         if FENCE.match(line):
@@ -156,6 +159,13 @@ def rst_to_markdown(text: str) -> str:
             out += ["", pad + "```pycon", *(pad + b for b in block), pad + "```", ""]
             i = end
             continue
+        if stripped:  # Markdown needs a blank line between a paragraph and a list
+            if LIST_ITEM.match(line):
+                if list_indent != _indent(line) and out and out[-1].strip():
+                    out.append("")
+                list_indent = _indent(line)
+            elif list_indent is not None and _indent(line) <= list_indent:
+                list_indent = None
         out.append(_inline(line))
         i += 1
     return "\n".join(out)
