@@ -154,9 +154,12 @@ def test_batch_equals_single_channels_bit_for_bit(name, config):
     _run_against_singles(config, n=3 if big else 5, slots=140 if big else 200)
 
 
-def test_batch_equals_singles_when_blocks_are_drawn_in_several_chunks(monkeypatch):
-    monkeypatch.setattr(secrecy, "_DRAW_CHUNK_VALUES", 1)  # one cell per chunk
-    _run_against_singles(CONFIGS[1][1], n=4, slots=130)
+def test_batch_equals_singles_when_cells_are_processed_in_groups(monkeypatch):
+    monkeypatch.setattr(secrecy, "_DRAW_CHUNK_VALUES", 1)  # blocks drawn cell by cell
+    monkeypatch.setattr(secrecy, "_SIC_GROUP_VALUES", 2 * 12 * 12)  # SIC two cells at a time
+    name, config = CONFIGS[1]
+    assert name == "rayleigh-sic-mobile"
+    _run_against_singles(config, n=5, slots=130)
 
 
 def test_one_cell_batch_is_the_single_channel():

@@ -102,6 +102,8 @@ from qfl_gym.wireless.propagation import noise_power_w
 # cells whose innovation block is drawn and transformed together (bounds the
 # temporaries to about this many float64 values)
 _DRAW_CHUNK_VALUES = 1 << 16
+# rows of a batched SIC evaluation whose decoding-order matrices are built together
+_SIC_GROUP_VALUES = 1 << 19
 
 
 def eavesdropper_noise_w(config: UplinkConfig) -> float:
@@ -184,10 +186,31 @@ def eavesdropper_sinr(
     s_flat = s.reshape(*lead, E * K)
     ch_flat = ch.reshape(*lead, E * K)
     if decoding == "sic":
-        return noma.sic_sinr(s_flat, ch_flat, noise_w, sic_residual).reshape(s.shape)
+        return _sic_rows(s_flat, ch_flat, noise_w, sic_residual).reshape(s.shape)
     load = noma.subchannel_load_w(s_flat, ch_flat, E * N)
     own = np.take_along_axis(load, ch_flat, axis=-1).reshape(s.shape)
     return s / (np.maximum(own - s, 0.0) + noise_w)
+
+
+def _sic_rows(
+    received_w: np.ndarray, channels: np.ndarray, noise_w: float, sic_residual: float
+) -> np.ndarray:
+    """:func:`~qfl_gym.wireless.noma.sic_sinr` of rows (..., M), a group of rows at a time.
+
+    Each row builds an ``M x M`` decoding-order matrix; groups of rows whose matrices
+    total about ``_SIC_GROUP_VALUES`` values stay in cache (rows are independent, so the
+    result does not depend on the grouping).
+    """
+    M = received_w.shape[-1]
+    s = received_w.reshape(-1, M)
+    ch = channels.reshape(-1, M)
+    rows = max(1, _SIC_GROUP_VALUES // (M * M))
+    if len(s) <= rows:
+        return noma.sic_sinr(s, ch, noise_w, sic_residual).reshape(received_w.shape)
+    out = np.empty(s.shape)
+    for a in range(0, len(s), rows):
+        out[a : a + rows] = noma.sic_sinr(s[a : a + rows], ch[a : a + rows], noise_w, sic_residual)
+    return out.reshape(received_w.shape)
 
 
 @lru_cache(maxsize=64)
