@@ -158,6 +158,14 @@ class ProblemConstants:
         """True when the objective is ``rate_weight * sum rate`` alone."""
         return self._sum_rate_only
 
+    def sum_rate_objective(self) -> ProblemConstants:
+        """The same uplink and prices with the ``sum-rate`` objective."""
+        if self.objective == "sum-rate":
+            return self
+        return dataclasses.replace(
+            self, rate_weight=1.0, delivery_weight=0.0, shortfall_weight=0.0, slowest_weight=0.0
+        )
+
     @property
     def linear(self) -> bool:
         """True when the objective is linear in the rates and powers (sum rate, energy)."""
