@@ -6,7 +6,15 @@ Writes into the output folder:
 - ``best/best_model.zip``: the best model by the periodic evaluation (EvalCallback);
 - ``checkpoints/<algo>_<steps>_steps.zip``: periodic checkpoints;
 - ``tb/``: TensorBoard logs; ``monitor/``: per-episode monitor CSVs; ``eval/``: evaluation
-  history; ``run.json``: options, hyperparameters, step count and package versions.
+  history; ``run.json``: options, hyperparameters, step count, training throughput
+  (env-steps/s) and package versions;
+- ``device_policy.pt``: the final weights alone when the policy is
+  :class:`agents.device_policy.DevicePolicy` (they run at any K).
+
+Fast path: an env id with a native vector env (ChannelPower-v0) and no ``env_wrapper``
+trains on it through :func:`qfl_gym.vector.sb3.make_sb3_vec_env` (one batched numpy
+env for all ``n_envs``); others use SB3's ``DummyVecEnv``. A ``DevicePolicy`` gets the
+env's observation layout (any K and N of the scenario), whatever layout the YAML names.
 
 Nothing existing is overwritten: a folder that already holds a ``model.zip`` is refused.
 """
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 import json
 import platform
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +44,9 @@ class TrainOptions:
     n_envs: int | None = None
     resume: Path | None = None
     conf_file: Path | None = None
-    eval_freq: int = 10_000
+    eval_freq: int = 100_000
     eval_episodes: int = 5
-    checkpoint_freq: int = 50_000
+    checkpoint_freq: int = 200_000
     progress_bar: bool = True
     env_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -50,6 +59,8 @@ class TrainResult:
     best_model_path: Path | None
     num_timesteps: int
     interrupted: bool
+    steps_per_s: float = 0.0
+    weights_path: Path | None = None
 
 
 def algorithm_class(algo: str):
@@ -114,39 +125,28 @@ def train(opts: TrainOptions) -> TrainResult:
     import gymnasium as gym
     import torch
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback, EvalCallback
-    from stable_baselines3.common.env_util import make_vec_env
 
     gym.make(opts.env_id, **env_kwargs).close()  # validates scenario/overrides up front
     out = prepare_output_dir(opts.out)
-    torch.set_num_threads(1)  # small MLPs: one thread is fastest and reproducible
-    wrapper = hp.wrapper()
-    venv = make_vec_env(
-        opts.env_id,
-        n_envs=n_envs,
-        seed=opts.seed,
-        env_kwargs=env_kwargs,
-        wrapper_class=wrapper,
-        monitor_dir=str(out / "monitor"),
-    )
-    eval_env = make_vec_env(
-        opts.env_id,
-        n_envs=1,
-        seed=opts.seed + 1_000_003,
-        env_kwargs=env_kwargs,
-        wrapper_class=wrapper,
-    )
+    torch.set_num_threads(1)  # small networks: one thread is fastest and reproducible
+    venv, eval_env = make_training_envs(opts, hp, n_envs, env_kwargs, out)
+    policy = resolve_policy(hp.policy)
+    policy_kwargs = policy_kwargs_for(policy, hp.algo_kwargs.get("policy_kwargs"), venv)
+    algo_kwargs = {**hp.algo_kwargs, "policy_kwargs": policy_kwargs}
+    if policy_kwargs is None:
+        algo_kwargs.pop("policy_kwargs")
     if opts.resume is not None:
         model = load_model(algo_cls, opts.resume, venv)
         model.tensorboard_log = str(out / "tb")
     else:
         model = algo_cls(
-            hp.policy,
+            policy,
             venv,
             seed=opts.seed,
             tensorboard_log=str(out / "tb"),
             device="cpu",
             verbose=0,
-            **hp.algo_kwargs,
+            **algo_kwargs,
         )
     callbacks = CallbackList(
         [
@@ -167,6 +167,7 @@ def train(opts: TrainOptions) -> TrainResult:
         ]
     )
     interrupted = False
+    start_steps, start = model.num_timesteps, time.perf_counter()
     try:
         model.learn(
             total_timesteps=timesteps,
@@ -177,28 +178,113 @@ def train(opts: TrainOptions) -> TrainResult:
         )
     except KeyboardInterrupt:
         interrupted = True
+    elapsed = time.perf_counter() - start
+    steps_per_s = (model.num_timesteps - start_steps) / max(elapsed, 1e-9)
     model_path = out / "model.zip"
     model.save(model_path)
+    weights = None
+    if is_device_policy(type(model.policy)):
+        from agents.device_policy import save_weights
+
+        weights = save_weights(model.policy, out / "device_policy.pt")
     best = out / "best" / "best_model.zip"
     record = {
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
         "hyperparams": {
             "n_envs": n_envs,
             "policy": hp.policy,
+            "policy_kwargs": policy_kwargs,
+            "vec_env": type(getattr(venv, "venv", venv)).__name__,
             "env_kwargs": env_kwargs,
             "env_wrappers": hp.env_wrappers,
             **hp.algo_kwargs,
         },
         "num_timesteps": int(model.num_timesteps),
         "interrupted": interrupted,
+        "env_steps_per_s": round(steps_per_s, 1),
+        "train_seconds": round(elapsed, 2),
         "versions": package_versions(),
     }
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     venv.close()
     eval_env.close()
     return TrainResult(
-        model_path, best if best.exists() else None, int(model.num_timesteps), interrupted
+        model_path,
+        best if best.exists() else None,
+        int(model.num_timesteps),
+        interrupted,
+        steps_per_s,
+        weights,
     )
+
+
+def has_native_vector_env(env_id: str) -> bool:
+    """True when ``env_id`` registers a batched vector entry point (the fast path)."""
+    import gymnasium as gym
+
+    return gym.spec(env_id).vector_entry_point is not None
+
+
+def make_training_envs(opts: TrainOptions, hp, n_envs: int, env_kwargs: dict[str, Any], out):
+    """The training and evaluation ``VecEnv`` s (native batched env when possible)."""
+    if not hp.env_wrappers and has_native_vector_env(opts.env_id):
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        from qfl_gym.vector.sb3 import make_sb3_vec_env
+
+        (out / "monitor").mkdir(exist_ok=True)
+        venv = make_sb3_vec_env(opts.env_id, n_envs, seed=opts.seed, monitor=False, **env_kwargs)
+        venv = VecMonitor(venv, filename=str(out / "monitor" / "train"))
+        eval_env = make_sb3_vec_env(
+            opts.env_id, opts.eval_episodes, seed=opts.seed + 1_000_003, **env_kwargs
+        )
+        return venv, eval_env
+    from stable_baselines3.common.env_util import make_vec_env
+
+    wrapper = hp.wrapper()
+    venv = make_vec_env(
+        opts.env_id,
+        n_envs=n_envs,
+        seed=opts.seed,
+        env_kwargs=env_kwargs,
+        wrapper_class=wrapper,
+        monitor_dir=str(out / "monitor"),
+    )
+    eval_env = make_vec_env(
+        opts.env_id,
+        n_envs=1,
+        seed=opts.seed + 1_000_003,
+        env_kwargs=env_kwargs,
+        wrapper_class=wrapper,
+    )
+    return venv, eval_env
+
+
+def resolve_policy(name: str):
+    """An SB3 alias (``"MlpPolicy"``) as is, a dotted class name as the class."""
+    if "." not in name:
+        return name
+    from training_scripts.zoo_config import import_dotted
+
+    return import_dotted(name)
+
+
+def is_device_policy(policy: Any) -> bool:
+    """True for :class:`agents.device_policy.DevicePolicy` (or a subclass)."""
+    if isinstance(policy, str):
+        return False
+    from agents.device_policy import DevicePolicy
+
+    return isinstance(policy, type) and issubclass(policy, DevicePolicy)
+
+
+def policy_kwargs_for(policy: Any, policy_kwargs: dict[str, Any] | None, venv) -> dict | None:
+    """``policy_kwargs`` with a ``DevicePolicy`` 's layout taken from the training env."""
+    if not is_device_policy(policy):
+        return policy_kwargs
+    from agents.device_policy import layout_of
+
+    return {**(policy_kwargs or {}), "layout": layout_of(venv).spec}
 
 
 def load_model(algo_cls, path: Path, env=None):
@@ -238,3 +324,195 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+# ----------------------------------------------------------------- DevicePolicy recipes
+#: Devices of the training scenarios of :func:`train_device_policy` (weights run at any K).
+TRAIN_DEVICES = 10
+#: Defaults of the fast path (the bundled ppo.yml's ChannelPower-v0 entry).
+PPO_FAST = {
+    "n_envs": 256,
+    "n_steps": 32,
+    "batch_size": 1024,
+    "n_epochs": 1,
+    "learning_rate": 1e-3,
+    "gamma": 0.0,
+    "gae_lambda": 0.0,
+    "ent_coef": 0.0,
+}
+DEVICE_METHODS = ("ppo", "imitation", "imitation+ppo")
+
+
+@dataclass(frozen=True)
+class DevicePolicyRecipe:
+    """How :func:`train_device_policy` trains a DevicePolicy (all of it is the cache key).
+
+    Attributes
+    ----------
+    uplink : dict
+        ``UplinkConfig`` fields of the training scenario (ChannelPower-v0), e.g.
+        ``{"num_devices": 10, "objective": "deliveries"}``; unspecified fields keep the
+        ``default`` preset's values.
+    method : {"ppo", "imitation", "imitation+ppo"}
+        PPO from scratch; behaviour cloning of ``teacher``; cloning then PPO.
+    ppo_steps : int
+        PPO env steps (methods with ppo).
+    teacher : str
+        Agent imitated (registry name), e.g. ``"local-search"``.
+    imitation_samples : int
+        Teacher decisions recorded (episodes of ``imitation_horizon`` steps).
+    imitation_epochs : int
+        Passes over them.
+    d_model, n_layers, mixer
+        Network (``DevicePolicy`` options).
+    seed : int
+    """
+
+    uplink: tuple[tuple[str, Any], ...] = ()
+    method: str = "ppo"
+    ppo_steps: int = 1_000_000
+    teacher: str = "local-search"
+    imitation_samples: int = 20_000
+    imitation_epochs: int = 20
+    imitation_horizon: int = 50
+    d_model: int = 64
+    n_layers: int = 2
+    mixer: str = "deepsets"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in DEVICE_METHODS:
+            raise ValueError(f"method must be one of {DEVICE_METHODS}, got {self.method!r}")
+        if isinstance(self.uplink, dict):
+            object.__setattr__(self, "uplink", tuple(sorted(self.uplink.items())))
+
+    def key(self) -> str:
+        """A short hash of the recipe (cache folder name)."""
+        import hashlib
+
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def imitation_data(recipe: DevicePolicyRecipe):
+    """``(observations (S, D) float32, teacher actions (S, 2K) int64)`` on ChannelPower-v0."""
+    import gymnasium as gym
+    import numpy as np
+
+    import agents
+
+    env = gym.make(
+        "qfl_gym/ChannelPower-v0", **dict(recipe.uplink), horizon=recipe.imitation_horizon
+    )
+    teacher = agents.make(recipe.teacher, env, seed=recipe.seed)
+    obs_list, act_list = [], []
+    episode = 0
+    while len(obs_list) < recipe.imitation_samples:
+        obs, info = env.reset(seed=recipe.seed * 1_000_003 + 7_919 * episode)
+        episode += 1
+        done = False
+        while not done and len(obs_list) < recipe.imitation_samples:
+            action = teacher.act(obs, info)
+            obs_list.append(obs)
+            act_list.append(action)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+    env.close()
+    return np.stack(obs_list).astype(np.float32), np.stack(act_list).astype(np.int64)
+
+
+def imitate(
+    policy,
+    observations,
+    actions,
+    epochs: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Behaviour cloning: maximize the log-probability of ``actions``; mean loss per epoch."""
+    import torch
+
+    obs = torch.as_tensor(observations)
+    act = torch.as_tensor(actions)
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=lr)
+    policy.set_training_mode(True)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(obs), generator=gen)
+        total = 0.0
+        for start in range(0, len(obs), batch_size):
+            idx = order[start : start + batch_size]
+            logits = policy.mlp_extractor.forward_actor(obs[idx])
+            loss = -policy.action_dist.proba_distribution(logits).log_prob(act[idx]).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(idx)
+        losses.append(total / len(obs))
+    policy.set_training_mode(False)
+    return losses
+
+
+def train_device_policy(
+    recipe: DevicePolicyRecipe, cache_dir: str | Path = Path("runs") / ".device-policy-cache"
+) -> Path:
+    """Weights of a DevicePolicy trained by ``recipe``; reused from ``cache_dir`` if there.
+
+    Returns the ``.pt`` file (:func:`agents.device_policy.load_weights`); beside it
+    ``recipe.json`` (the recipe, time taken, throughput).
+    """
+    folder = Path(cache_dir) / f"device-policy-{recipe.key()}"
+    weights = folder / "device_policy.pt"
+    if weights.is_file():
+        return weights
+    import torch
+    from stable_baselines3 import PPO
+
+    from agents.device_policy import DevicePolicy, layout_of, save_weights
+    from qfl_gym.vector.sb3 import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    torch.manual_seed(recipe.seed)
+    start = time.perf_counter()
+    env_kwargs = dict(recipe.uplink)
+    venv = make_sb3_vec_env(
+        "qfl_gym/ChannelPower-v0", PPO_FAST["n_envs"], seed=recipe.seed, **env_kwargs
+    )
+    ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
+    policy_kwargs = {
+        "layout": layout_of(venv).spec,
+        "d_model": recipe.d_model,
+        "n_layers": recipe.n_layers,
+        "mixer": recipe.mixer,
+    }
+    model = PPO(
+        DevicePolicy,
+        venv,
+        seed=recipe.seed,
+        device="cpu",
+        policy_kwargs=policy_kwargs,
+        **ppo_kwargs,
+    )
+    record: dict[str, Any] = {"recipe": asdict(recipe)}
+    if recipe.method.startswith("imitation"):
+        obs, actions = imitation_data(recipe)
+        record["imitation_data_s"] = round(time.perf_counter() - start, 1)
+        losses = imitate(model.policy, obs, actions, recipe.imitation_epochs, seed=recipe.seed)
+        record["imitation_losses"] = [round(v, 4) for v in losses]
+        record["imitation_s"] = round(time.perf_counter() - start, 1)
+    if recipe.method in ("ppo", "imitation+ppo"):
+        ppo_start = time.perf_counter()
+        model.learn(recipe.ppo_steps)
+        record["ppo_env_steps_per_s"] = round(
+            recipe.ppo_steps / (time.perf_counter() - ppo_start), 1
+        )
+    venv.close()
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "device_policy.pt.tmp"
+    save_weights(model.policy, tmp)
+    (folder / "recipe.json").write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(weights)
+    return weights

@@ -3,7 +3,9 @@
 The files in ``training_scripts/hyperparams/`` work unchanged with
 ``python -m rl_zoo3.train --gym-packages qfl_gym --conf-file <file>``; this module reads
 the same keys for ``qfl-gym train``: ``n_envs``, ``n_timesteps``, ``policy``,
-``policy_kwargs`` (a ``dict(...)`` string or a mapping), ``env_kwargs``, ``env_wrapper``
+``policy`` (an SB3 alias such as ``MlpPolicy`` or a dotted class name such as
+``agents.device_policy.DevicePolicy``, as in rl-zoo3), ``policy_kwargs`` (a ``dict(...)``
+string or a mapping), ``env_kwargs``, ``env_wrapper``
 (a dotted class name or a list of them); every other key goes to the algorithm's
 constructor.
 """

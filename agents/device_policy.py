@@ -1,0 +1,475 @@
+"""A device-permutation-equivariant actor-critic policy for stable-baselines3.
+
+:class:`DevicePolicy` reads an allocation env's observation through its
+:class:`~qfl_gym.envs.observation.ObservationLayout` (never by offsets): every device
+becomes a token of its own features (full-power SNR per sub-channel, last rate and, on
+QFL-v0, local loss and staleness) plus the global features (elapsed time, global
+loss); a shared encoder embeds the tokens, attention layers (a transformer encoder over
+device tokens, ``mixer="attention"``) or Deep-Sets layers (each token sees the mean and
+max of all tokens, ``mixer="deepsets"``) mix them, and shared per-device heads give
+every device N sub-channel logits and L power-level logits. The value comes from the
+mean and max of the tokens. So:
+
+- permuting the devices of an observation permutes the action logits the same way and
+  leaves the value unchanged;
+- the weights do not depend on K: a policy trained at K=10 runs at K=50
+  (:func:`policy_for_layout`, or ``agents.make("device-policy", env, path=...)``). They
+  depend on N (each device has N SNR features) and on L.
+
+Use it as any SB3 policy::
+
+    from stable_baselines3 import PPO
+    from agents.device_policy import DevicePolicy
+
+    PPO(DevicePolicy, venv, policy_kwargs=dict(layout="channel-power:K=10,N=4"))
+
+or from an rl-zoo3 YAML: ``policy: 'agents.device_policy.DevicePolicy'`` with
+``policy_kwargs: "dict(layout='channel-power:K=10,N=4')"``. ``layout`` is an
+``ObservationLayout`` or its ``spec`` string.
+
+The action distribution (:class:`DeviceActionDistribution`) is SB3's
+``MultiCategorical`` over ``MultiDiscrete([N]*K + [L]*K)`` (logits ordered: sub-channel
+logits of devices 0..K-1, then level logits of devices 0..K-1), computed as two batched
+``(B, K, N)`` / ``(B, K, L)`` categoricals instead of 2K separate ones.
+
+Weights files (:func:`save_weights` / :func:`load_weights`) hold only tensors and a
+JSON-able configuration and load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from torch import nn
+
+from agents.base import Agent
+from qfl_gym.envs.observation import ObservationLayout, layout_from_spec
+from qfl_gym.validation import check_bool
+
+MIXERS = ("attention", "deepsets")
+WEIGHTS_FORMAT = "qfl-gym-device-policy-1"
+
+
+def resolve_layout(layout: ObservationLayout | str | None) -> ObservationLayout:
+    """An ``ObservationLayout`` from a layout or its spec string."""
+    if isinstance(layout, ObservationLayout):
+        return layout
+    if isinstance(layout, str):
+        return layout_from_spec(layout)
+    raise ValueError(
+        "DevicePolicy needs policy_kwargs=dict(layout=...): the env's observation layout "
+        "(env.unwrapped.observation_layout) or its spec string such as "
+        f"'channel-power:K=10,N=4'; got {layout!r}"
+    )
+
+
+def layout_of(env: Any) -> ObservationLayout:
+    """The observation layout of a (wrapped) single env, gymnasium vector env or SB3 VecEnv."""
+    for candidate in (env, getattr(env, "unwrapped", None)):
+        layout = getattr(candidate, "observation_layout", None)
+        if isinstance(layout, ObservationLayout):
+            return layout
+    get_attr = getattr(env, "get_attr", None)
+    if callable(get_attr):
+        try:
+            layout = get_attr("observation_layout", indices=[0])[0]
+        except (AttributeError, TypeError):
+            layout = None
+        if isinstance(layout, ObservationLayout):
+            return layout
+    raise ValueError(
+        f"{type(env).__name__} has no observation_layout; pass a qfl_gym env "
+        "(ChannelPower-v0, QFL-v0 or their vector envs)"
+    )
+
+
+class DeviceActionDistribution(MultiCategoricalDistribution):
+    """SB3's ``MultiCategorical`` over ``[N]*K + [L]*K`` computed as two batched categoricals.
+
+    Same log-probabilities, entropies and modes as ``MultiCategoricalDistribution``;
+    sampling uses the Gumbel-max trick on torch's global generator (seeded by SB3).
+    """
+
+    def __init__(self, num_devices: int, num_subchannels: int, num_levels: int) -> None:
+        K, N, L = num_devices, num_subchannels, num_levels
+        super().__init__([N] * K + [L] * K)
+        self.K, self.N, self.L = K, N, L
+
+    def proba_distribution(self, action_logits: torch.Tensor) -> DeviceActionDistribution:
+        B, K = action_logits.shape[0], self.K
+        self.ch_logp = torch.log_softmax(action_logits[:, : K * self.N].view(B, K, self.N), -1)
+        self.lv_logp = torch.log_softmax(action_logits[:, K * self.N :].view(B, K, self.L), -1)
+        return self
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        a = actions.long()
+        K = self.K
+        ch = self.ch_logp.gather(-1, a[:, :K, None]).squeeze(-1)
+        lv = self.lv_logp.gather(-1, a[:, K:, None]).squeeze(-1)
+        return ch.sum(-1) + lv.sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        def ent(logp: torch.Tensor) -> torch.Tensor:
+            return -(logp.exp() * logp).sum((-1, -2))
+
+        return ent(self.ch_logp) + ent(self.lv_logp)
+
+    def sample(self) -> torch.Tensor:
+        def gumbel_argmax(logp: torch.Tensor) -> torch.Tensor:
+            u = torch.rand_like(logp).clamp_(1e-20, 1.0)
+            return (logp - torch.log(-torch.log(u))).argmax(-1)
+
+        return torch.cat([gumbel_argmax(self.ch_logp), gumbel_argmax(self.lv_logp)], 1)
+
+    def mode(self) -> torch.Tensor:
+        return torch.cat([self.ch_logp.argmax(-1), self.lv_logp.argmax(-1)], 1)
+
+
+class _DeepSetsLayer(nn.Module):
+    """``h_k + relu(A h_k + B [mean_j h_j, max_j h_j])``: permutation-equivariant mixing.
+
+    The pooled term is computed once per observation, so a layer costs one ``d x d``
+    product per device token.
+    """
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.local = nn.Linear(d, d)
+        self.pooled = nn.Linear(2 * d, d, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        pooled = torch.cat([h.mean(-2), h.amax(-2)], -1)
+        return h + torch.relu(self.local(h) + self.pooled(pooled).unsqueeze(-2))
+
+
+class DeviceNet(nn.Module):
+    """Shared per-device encoder, mixing across devices, per-device heads, pooled value.
+
+    ``forward(obs)`` returns ``(logits (B, K*N + K*L), value (B, 1))``; the weights do
+    not depend on K (``layout`` only says how to read the observation).
+    """
+
+    def __init__(
+        self,
+        layout: ObservationLayout,
+        num_levels: int,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        mixer: str = "deepsets",
+    ) -> None:
+        super().__init__()
+        if mixer not in MIXERS:
+            raise ValueError(f"mixer must be one of {MIXERS}, got {mixer!r}")
+        self.layout = layout
+        self.num_subchannels = N = int(layout.options["N"])
+        self.num_levels = L = int(num_levels)
+        F, G, d = layout.device_feature_dim, layout.global_feature_dim, int(d_model)
+        self.embed = nn.Linear(F + G, d)
+        if mixer == "attention":
+            self.mix = nn.ModuleList(
+                nn.TransformerEncoderLayer(
+                    d,
+                    n_heads,
+                    dim_feedforward=2 * d,
+                    dropout=0.0,
+                    batch_first=True,
+                    norm_first=True,
+                )
+                for _ in range(n_layers)
+            )
+        else:
+            self.mix = nn.ModuleList(_DeepSetsLayer(d) for _ in range(n_layers))
+        self.head = nn.Linear(d, N + L)  # per device: N sub-channel logits, L level logits
+        self.value_head = nn.Sequential(nn.Linear(2 * d + G, d), nn.ReLU(), nn.Linear(d, 1))
+        nn.init.zeros_(self.head.bias)  # near-uniform initial policy
+        self.head.weight.data.mul_(0.01)
+
+    def trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed device tokens ``(B, K, d)`` and global features ``(B, G)``."""
+        x = self.layout.device_features(obs)
+        g = self.layout.global_features(obs)
+        tokens = torch.cat([x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)], -1)
+        h = torch.relu(self.embed(tokens))
+        for layer in self.mix:
+            h = layer(h)
+        return h, g
+
+    def actor(self, h: torch.Tensor) -> torch.Tensor:
+        B, N = h.shape[0], self.num_subchannels
+        out = self.head(h)
+        return torch.cat([out[..., :N].reshape(B, -1), out[..., N:].reshape(B, -1)], 1)
+
+    def critic(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        return self.value_head(torch.cat([h.mean(1), h.amax(1), g], -1))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, g = self.trunk(obs)
+        return self.actor(h), self.critic(h, g)
+
+    # SB3's mlp_extractor interface
+    def forward_actor(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.actor(self.trunk(obs)[0])
+
+    def forward_critic(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(*self.trunk(obs))
+
+
+class DevicePolicy(ActorCriticPolicy):
+    """Permutation-equivariant SB3 actor-critic over ``MultiDiscrete([N]*K + [L]*K)``.
+
+    Parameters
+    ----------
+    observation_space, action_space, lr_schedule
+        As for any SB3 policy (given by the algorithm).
+    layout : ObservationLayout or str
+        The env's observation layout or its spec (``"channel-power:K=10,N=4"``).
+    d_model : int
+        Token width.
+    n_layers : int
+        Mixing layers.
+    n_heads : int
+        Attention heads (``mixer="attention"``).
+    mixer : {"attention", "deepsets"}
+        Transformer encoder layers or Deep-Sets (mean/max pooling) layers.
+    **kwargs
+        Other ``ActorCriticPolicy`` options (``optimizer_class``, ``optimizer_kwargs``).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule,
+        layout: ObservationLayout | str | None = None,
+        d_model: int = 64,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        mixer: str = "deepsets",
+        **kwargs: Any,
+    ) -> None:
+        self.layout = resolve_layout(layout)
+        K = self.layout.num_devices
+        if not isinstance(observation_space, spaces.Box) or observation_space.shape != (
+            self.layout.size,
+        ):
+            raise ValueError(
+                f"layout {self.layout.spec!r} has {self.layout.size} features but the "
+                f"observation space is {observation_space}"
+            )
+        nvec = getattr(action_space, "nvec", None)
+        if (
+            not isinstance(action_space, spaces.MultiDiscrete)
+            or nvec.shape != (2 * K,)
+            or len(set(nvec[:K].tolist())) != 1
+            or len(set(nvec[K:].tolist())) != 1
+            or int(nvec[0]) != int(self.layout.options["N"])
+        ):
+            raise ValueError(
+                f"DevicePolicy needs action space MultiDiscrete([N]*K + [L]*K) with K={K}, "
+                f"N={self.layout.options['N']} (layout {self.layout.spec!r}); got {action_space}"
+            )
+        self.num_levels = int(nvec[K])
+        self.net_arch_kwargs = {
+            "d_model": int(d_model),
+            "n_layers": int(n_layers),
+            "n_heads": int(n_heads),
+            "mixer": str(mixer),
+        }
+        kwargs.setdefault("ortho_init", False)
+        for unsupported in ("net_arch", "activation_fn", "features_extractor_class"):
+            if kwargs.get(unsupported) is not None:
+                raise ValueError(f"DevicePolicy does not take {unsupported}")
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        K, N = self.layout.num_devices, int(self.layout.options["N"])
+        self.mlp_extractor = DeviceNet(self.layout, self.num_levels, **self.net_arch_kwargs)
+        self.action_dist = DeviceActionDistribution(K, N, self.num_levels)
+        self.action_net = nn.Identity()
+        self.value_net = nn.Identity()
+        self.optimizer = self.optimizer_class(
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(layout=self.layout.spec, **self.net_arch_kwargs)
+        for key in ("net_arch", "activation_fn", "features_extractor_class"):
+            data.pop(key, None)
+        return data
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able description of the weights (K-free): kind, N, L and the net options."""
+        return {
+            "kind": self.layout.kind,
+            "layout": self.layout.spec,
+            "num_levels": self.num_levels,
+            **self.net_arch_kwargs,
+        }
+
+
+def policy_for_layout(
+    policy: DevicePolicy, layout: ObservationLayout | str, num_levels: int | None = None
+) -> DevicePolicy:
+    """A copy of ``policy`` (same weights) for another K: reads ``layout``'s observations.
+
+    The layout must have the same kind and the same per-device and global features (same
+    N, same QFL options); only K may differ.
+    """
+    layout = resolve_layout(layout)
+    return _build_policy(policy.config(), policy.state_dict(), layout, num_levels)
+
+
+def _build_policy(
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    layout: ObservationLayout,
+    num_levels: int | None = None,
+) -> DevicePolicy:
+    trained = resolve_layout(config["layout"])
+    L = int(config["num_levels"]) if num_levels is None else int(num_levels)
+    if (
+        trained.kind != layout.kind
+        or trained.options != layout.options
+        or trained.device_feature_dim != layout.device_feature_dim
+        or trained.global_feature_dim != layout.global_feature_dim
+        or int(config["num_levels"]) != L
+    ):
+        raise ValueError(
+            f"weights trained on layout {trained.spec!r} with L={config['num_levels']} "
+            f"cannot run on layout {layout.spec!r} with L={L}: only K may differ"
+        )
+    K, N = layout.num_devices, int(layout.options["N"])
+    net_kwargs = {k: config[k] for k in ("d_model", "n_layers", "n_heads", "mixer")}
+    policy = DevicePolicy(
+        layout.space(),
+        spaces.MultiDiscrete([N] * K + [L] * K),
+        lambda _: 0.0,
+        layout=layout,
+        **net_kwargs,
+    )
+    policy.load_state_dict(state_dict)
+    policy.set_training_mode(False)
+    return policy
+
+
+def save_weights(policy: DevicePolicy, path: str | Path) -> Path:
+    """Write ``policy``'s weights and configuration (loadable with ``weights_only=True``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in policy.state_dict().items()}
+    torch.save({"format": WEIGHTS_FORMAT, "config": policy.config(), "state_dict": state}, path)
+    return path
+
+
+def load_weights(path: str | Path, layout: ObservationLayout | str | None = None) -> DevicePolicy:
+    """A :class:`DevicePolicy` from a weights file or an SB3 model zip, for ``layout``'s K.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_weights` (``.pt``) or by ``PPO(DevicePolicy,
+        ...).save()`` (``.zip``).
+    layout : ObservationLayout or str, optional
+        The layout to run on (any K); default: the one trained on.
+    """
+    path = Path(path)
+    if not path.is_file() and path.with_suffix(".zip").is_file():
+        path = path.with_suffix(".zip")
+    if not path.is_file():
+        raise FileNotFoundError(f"device-policy: no weights file at {str(path)!r}")
+    if path.suffix == ".zip":
+        config, state_dict = _read_sb3_zip(path)
+    else:
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"{path} is not a device-policy weights file ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+            raise ValueError(f"{path} is not a device-policy weights file ({WEIGHTS_FORMAT})")
+        config, state_dict = blob["config"], blob["state_dict"]
+    target = resolve_layout(layout) if layout is not None else resolve_layout(config["layout"])
+    return _build_policy(config, state_dict, target)
+
+
+def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    try:
+        data, params, _ = load_from_zip_file(path, device="cpu", print_system_info=False)
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is not a stable-baselines3 model zip ({type(exc).__name__}: {exc})"
+        ) from exc
+    kwargs = dict(data.get("policy_kwargs") or {})
+    if "layout" not in kwargs or params is None or "policy" not in params:
+        raise ValueError(f"{path} does not hold a DevicePolicy (policy_kwargs has no layout)")
+    action_space = data["action_space"]
+    config = {
+        "layout": str(
+            kwargs["layout"] if isinstance(kwargs["layout"], str) else kwargs["layout"].spec
+        ),
+        "num_levels": int(action_space.nvec[-1]),
+        "d_model": kwargs.get("d_model", 64),
+        "n_layers": kwargs.get("n_layers", 2),
+        "n_heads": kwargs.get("n_heads", 4),
+        "mixer": kwargs.get("mixer", "deepsets"),
+    }
+    return config, params["policy"]
+
+
+class DevicePolicyAgent(Agent):
+    """A trained :class:`DevicePolicy` acting on any K (``agents.make("device-policy", ...)``).
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        A ChannelPower-v0 or QFL-v0 env (any K; N, L and the layout kind as in training).
+    seed : int, optional
+        Seeds sampling when ``deterministic=False``.
+    path : str or Path
+        Weights (:func:`save_weights`) or an SB3 zip of ``PPO(DevicePolicy, ...)``.
+    deterministic : bool
+        Most likely action per device (default) or a sample.
+    """
+
+    name = "device-policy"
+
+    def __init__(
+        self,
+        env: Any,
+        seed: int | None = None,
+        path: str | Path | None = None,
+        deterministic: bool = True,
+    ) -> None:
+        if path is None:
+            raise ValueError(
+                "the device-policy agent needs path=... (weights from "
+                "agents.device_policy.save_weights or a PPO(DevicePolicy) zip)"
+            )
+        self.deterministic = check_bool("deterministic", deterministic)
+        self.policy = load_weights(path, layout_of(env))
+        self.path = Path(path)
+        super().__init__(env, seed)
+
+    def _act(self, observation: Any, info: dict[str, Any] | None, stats: dict[str, Any]) -> Any:
+        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).reshape(1, -1)
+        with torch.no_grad():
+            logits = self.policy.mlp_extractor.forward_actor(obs)
+            dist = self.policy.action_dist.proba_distribution(logits)
+            if self.deterministic:
+                action = dist.mode()
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(int(self.rng.integers(2**31)))
+                    action = dist.sample()
+        return action[0].numpy().astype(np.int64)
