@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "qaoa": "agents.qaoa.agent:QAOAAgent",
     "qaoa-qubo": "agents.qaoa.agent:QuboQAOAAgent",
     "sb3": "agents.rl:SB3Agent",
+    "device-policy": "agents.device_policy:DevicePolicyAgent",
 }
 
 
