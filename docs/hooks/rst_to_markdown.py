@@ -186,6 +186,7 @@ class RstToMarkdown(griffe.Extension):
 
 
 DOCSTRING_MARKER = re.compile(r"^<!-- docstring: (\S+) -->$", re.M)
+SECTION_TITLE = re.compile(r"^(\S[^\n]*)\n-{3,}[ \t]*$", re.M)
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
@@ -201,6 +202,8 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         doc = inspect.getdoc(importlib.import_module(match.group(1)))
         if not doc:
             raise ValueError(f"{match.group(1)} has no docstring to quote")
+        # numpy section titles ("Model" over dashes) as small headings under the page's own
+        doc = SECTION_TITLE.sub(lambda m: f"#### {m.group(1)}", doc)
         return rst_to_markdown(doc)
 
     return DOCSTRING_MARKER.sub(docstring, markdown)
