@@ -25,6 +25,11 @@ class ActionCodec:
         self.shape = (2 * K,)
         self._nvec_u = self.nvec.astype(np.uint64)
 
+    @classmethod
+    def for_config(cls, config: Any) -> ActionCodec:
+        """The codec of an :class:`~qfl_gym.wireless.config.UplinkConfig` (K, N, L)."""
+        return cls(config.num_devices, config.num_subchannels, config.num_power_levels)
+
     def space(self) -> spaces.MultiDiscrete:
         """The ``MultiDiscrete`` action space."""
         return spaces.MultiDiscrete(self.nvec)

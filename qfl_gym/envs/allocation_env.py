@@ -1,8 +1,10 @@
 """Base of the single envs whose action is a channel/power allocation.
 
-ChannelPower-v0 and QFL-v0 share the action encoding (:class:`ActionCodec`) and the
+ChannelPower-v0 and QFL-v0 share the action encoding (:class:`ActionCodec`), the
 decision instance (:class:`AllocationProblem`) exposed as ``env.problem`` and
-``info["problem"]``; this class holds that shared surface.
+``info["problem"]``, and the order in which an environment is built. This class owns
+that order (configuration -> spaces -> state, as highway-env's ``AbstractEnv`` does) and
+calls the subclass's hooks; a subclass cannot forget a part.
 """
 
 from __future__ import annotations
@@ -13,20 +15,60 @@ import gymnasium as gym
 import numpy as np
 
 from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.observation import ObservationLayout
+from qfl_gym.wireless.config import UplinkConfig
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
+
+
+def check_render_mode(env_class: type, render_mode: str | None) -> str | None:
+    """``render_mode`` if ``env_class.metadata["render_modes"]`` lists it (or None)."""
+    modes = env_class.metadata.get("render_modes", [])
+    if render_mode is not None and render_mode not in modes:
+        valid = ", ".join(["None", *map(repr, modes)])
+        raise ValueError(f"unknown render_mode {render_mode!r}; valid: {valid}")
+    return render_mode
 
 
 class AllocationEnv(gym.Env):
     """A ``gym.Env`` whose action assigns each device a sub-channel and a power level.
 
-    Subclasses set ``codec`` and ``_constants`` in ``__init__`` and call
-    :meth:`_set_problem` with each new channel realization (gains, K x N, linear).
+    ``__init__(config, render_mode)`` checks ``render_mode``, keeps the uplink
+    ``config``, builds the action codec and space, then calls the hooks in order:
+
+    1. :meth:`_build`: the system the environment wraps (channel, learners, ...);
+    2. :meth:`_make_layout`: the :class:`ObservationLayout`, which gives
+       ``observation_space``;
+    3. :meth:`_make_constants`: the :class:`ProblemConstants` of ``info["problem"]``.
+
+    Subclasses then set the problem of each new channel realization with
+    :meth:`_set_problem` (gains, K x N, linear).
     """
 
-    codec: ActionCodec
-    _constants: ProblemConstants
-    _problem: AllocationProblem | None = None
+    def __init__(self, config: UplinkConfig, render_mode: str | None = None) -> None:
+        self.render_mode = check_render_mode(type(self), render_mode)
+        self.config = config
+        self.codec = ActionCodec.for_config(config)
+        self.action_space = self.codec.space()
+        self._build()
+        self.observation_layout: ObservationLayout = self._make_layout()
+        self.observation_space = self.observation_layout.space()
+        self._constants: ProblemConstants = self._make_constants()
+        self._problem: AllocationProblem | None = None
 
+    # ----------------------------------------------------------------- hooks
+    def _build(self) -> None:
+        """Build the system the environment wraps (``self.config`` is set)."""
+        raise NotImplementedError
+
+    def _make_layout(self) -> ObservationLayout:
+        """The observation layout (called after :meth:`_build`)."""
+        raise NotImplementedError
+
+    def _make_constants(self) -> ProblemConstants:
+        """The constants of ``info["problem"]`` (called after :meth:`_build`)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------- API
     def decode_action(self, action: Any) -> tuple[np.ndarray, np.ndarray]:
         """``action -> (channels (K,), power_levels (K,))``; validates the action."""
         return self.codec.decode(action)

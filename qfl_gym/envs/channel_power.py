@@ -7,15 +7,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.allocation_env import AllocationEnv
-from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
+from qfl_gym.envs.observation import (
+    ObservationLayout,
+    channel_power_layout,
+    rate_features,
+    snr_features,
+)
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
 from qfl_gym.wireless.problem import (
     STEP_INFO_KEYS,
-    AllocationProblem,
     ProblemConstants,
+    objective_constants,
     uplink_outcome,
 )
 from qfl_gym.wireless.secrecy import EavesdropperChannel, secrecy_reward
@@ -118,30 +122,27 @@ class ChannelPowerEnv(AllocationEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        self.config = cfg = uplink_config(scenario, **overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"unknown render_mode {render_mode!r}; valid: None, "
-                f"{', '.join(map(repr, self.metadata['render_modes']))}"
-            )
-        self.render_mode = render_mode
-        K, N, L = cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels
-        self.codec = ActionCodec(K, N, L)
-        self.action_space = self.codec.space()
-        self.observation_layout = channel_power_layout(K, N)
-        self.observation_space = self.observation_layout.space()
-        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
-        self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
-        self._constants = ProblemConstants.from_config(cfg)
-        self._problem: AllocationProblem | None = None
-        # passive eavesdroppers (None: none configured, nothing extra in step)
-        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
+        super().__init__(uplink_config(scenario, **overrides), render_mode)
+        layout = self.observation_layout
         # observation buffer; slices (not views: views would not survive deepcopy)
-        self._obs = np.zeros(K * N + K + 1, dtype=np.float32)
-        self._gain_slice = slice(0, K * N)
-        self._rate_slice = slice(K * N, K * N + K)
+        self._obs = layout.new()
+        self._gain_slice = layout.slice("snr")
+        self._rate_slice = layout.slice("rate")
         self._t = 0
         self._last_action: np.ndarray | None = None
+
+    def _build(self) -> None:
+        cfg = self.config
+        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
+        self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
+        #: passive eavesdroppers (None: none configured, nothing extra in step)
+        self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
+
+    def _make_layout(self) -> ObservationLayout:
+        return channel_power_layout(self.config.num_devices, self.config.num_subchannels)
+
+    def _make_constants(self) -> ProblemConstants:
+        return objective_constants(self.config.objective, self.config)
 
     # ------------------------------------------------------------------ API
     def reset(

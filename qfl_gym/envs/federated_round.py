@@ -34,7 +34,6 @@ Imports torch (the learning task) at module import.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,7 @@ from qfl_gym.envs.observation import (
     qfl_layout,
     rate_features,
 )
-from qfl_gym.envs.qfl_scenario import DELIVERIES_RATE_WEIGHT, QFLScenario
+from qfl_gym.envs.qfl_scenario import QFLScenario
 from qfl_gym.learning.federated import FederatedLearner, LearnerBatch
 from qfl_gym.wireless.delivery import (
     draw_attempts,
@@ -58,6 +57,7 @@ from qfl_gym.wireless.problem import (
     STEP_INFO_KEYS,
     AllocationProblem,
     ProblemConstants,
+    objective_constants,
     uplink_outcome,
 )
 from qfl_gym.wireless.secrecy import EavesdropperChannelBatch
@@ -77,23 +77,16 @@ SCALAR_INFO = {
 
 
 def problem_constants(sc: QFLScenario) -> ProblemConstants:
-    """Constants of QFL-v0's ``info["problem"]``: the uplink's, plus the objective.
+    """Constants of QFL-v0's ``info["problem"]``: the uplink's, plus ``sc.objective``.
 
-    ``objective="deliveries"`` makes the problem's reward the expected number of updates
-    delivered on time, ``sum_k [S / r_k <= T_max] exp(-m / SINR_k)``, plus 0.01 x the
-    sum rate in Mbit/s as a tie-break.
+    The objective (:func:`~qfl_gym.wireless.problem.objective_constants`) with QFL-v0's
+    round deadline and waterfall threshold (``deliveries``: expected updates delivered
+    on time, ``sum_k [S / r_k <= T_max] exp(-m / SINR_k)``, plus 0.01 x the sum rate in
+    Mbit/s as a tie-break).
     """
-    const = ProblemConstants.from_config(sc.uplink)
-    if sc.objective == "deliveries":
-        const = dataclasses.replace(
-            const,
-            rate_weight=DELIVERIES_RATE_WEIGHT,
-            delivery_weight=1.0,
-            update_bits=float(sc.uplink.update_bits),
-            deadline_s=float(sc.deadline_s),
-            waterfall_m=sc.waterfall_threshold,
-        )
-    return const
+    return objective_constants(
+        sc.objective, sc.uplink, deadline_s=sc.deadline_s, waterfall_m=sc.waterfall_threshold
+    )
 
 
 def round_reward(

@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.allocation_env import AllocationEnv
 from qfl_gym.envs.channel_power import allocation_image
 from qfl_gym.envs.federated_round import (
@@ -25,10 +24,11 @@ from qfl_gym.envs.federated_round import (
     security_info,
     single_info,
 )
-from qfl_gym.envs.observation import snr_features
+from qfl_gym.envs.observation import ObservationLayout, snr_features
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.channel_batch import SingleCellBatch
+from qfl_gym.wireless.problem import ProblemConstants
 from qfl_gym.wireless.secrecy import EavesdropperChannel
 
 __all__ = ["QFLEnv", "problem_constants", "round_reward", "security_info"]
@@ -182,29 +182,26 @@ class QFLEnv(AllocationEnv):
         **overrides: Any,
     ) -> None:
         self.scenario = sc = qfl_scenario(scenario, **overrides)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"unknown render_mode {render_mode!r}; valid: None, "
-                f"{', '.join(map(repr, self.metadata['render_modes']))}"
-            )
-        self.render_mode = render_mode
-        self.config = cfg = sc.uplink  # the uplink, as ChannelPower-v0's ``config``
         self.learning_config = sc.learning
-        self.codec = ActionCodec(cfg.num_devices, cfg.num_subchannels, cfg.num_power_levels)
-        self.action_space = self.codec.space()
+        super().__init__(sc.uplink, render_mode)  # ``config``: the uplink, as ChannelPower-v0's
+        self._last: dict[str, Any] | None = None
+
+    def _build(self) -> None:
+        cfg = self.config
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
         #: passive eavesdroppers (None: none configured)
         self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
         eve_batch = None if self.eavesdroppers is None else self.eavesdroppers.batch
         #: the federated round of this one cell
-        self.rounds = FederatedRounds(sc, SingleCellBatch(self.channel), eve_batch)
+        self.rounds = FederatedRounds(self.scenario, SingleCellBatch(self.channel), eve_batch)
         self.learner = self.rounds.learners[0]
-        self.observation_layout = self.rounds.layout
-        self.observation_space = self.observation_layout.space()
-        self._constants = self.rounds.constants
-        self._problem = None
-        self._last: dict[str, Any] | None = None
+
+    def _make_layout(self) -> ObservationLayout:
+        return self.rounds.layout
+
+    def _make_constants(self) -> ProblemConstants:
+        return self.rounds.constants
 
     # ------------------------------------------------------------------ API
     def reset(

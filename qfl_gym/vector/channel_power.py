@@ -8,18 +8,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
-from qfl_gym.envs.action import ActionCodec
-from qfl_gym.envs.observation import channel_power_layout, rate_features, snr_features
+from qfl_gym.envs.observation import (
+    ObservationLayout,
+    channel_power_layout,
+    rate_features,
+    snr_features,
+)
 from qfl_gym.validation import check_bool, check_int
-from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, reject_max_episode_steps
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
 from qfl_gym.wireless.problem import (
     STEP_INFO_KEYS,
     AllocationProblem,
     ProblemConstants,
+    objective_constants,
     uplink_outcome,
 )
 from qfl_gym.wireless.secrecy import EavesdropperChannelBatch, secrecy_reward
@@ -126,51 +130,35 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        self.num_envs = n = check_int("num_envs", num_envs, low=1)
-        if "max_episode_steps" in overrides:
-            raise ValueError(
-                "max_episode_steps is not supported by the native vector env; set the "
-                f"episode length with horizon=... (got max_episode_steps="
-                f"{overrides['max_episode_steps']!r})"
-            )
-        self.config = cfg = uplink_config(scenario, **overrides)
-        self._init_modes(render_mode, autoreset_mode)
+        reject_max_episode_steps(overrides, "horizon")
         self.include_problem = check_bool("include_problem", include_problem)
-
-        self.num_devices = K = cfg.num_devices
-        self.num_subchannels = N = cfg.num_subchannels
-        L = cfg.num_power_levels
-        self.codec = ActionCodec(K, N, L)
-        self.single_action_space = self.codec.space()
-        self.action_space = batch_space(self.single_action_space, n)
-        self.observation_layout = channel_power_layout(K, N)
-        self.single_observation_space = self.observation_layout.space()
-        self.observation_space = batch_space(self.single_observation_space, n)
-
-        self._snr_scale = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
-        self.channel = UplinkChannelBatch(
-            cfg,
-            n,
-            features=partial(snr_features, scale=self._snr_scale),
-            num_threads=check_int("num_threads", num_threads, low=1),
+        self._num_threads = check_int("num_threads", num_threads, low=1)
+        super().__init__(
+            num_envs, uplink_config(scenario, **overrides), render_mode, autoreset_mode
         )
-        self._constants = const = ProblemConstants.from_config(cfg)
-        #: every sub-environment's passive eavesdroppers (None: none configured)
-        self.eavesdroppers = EavesdropperChannelBatch(cfg, n) if cfg.num_eavesdroppers else None
-        self._moving = bool(cfg.mobility) and cfg.speed_mps > 0.0
-        self._noise = const.uniform_noise_w or const.noise_w
-        self._levels_w = np.asarray(cfg.power_levels_w, dtype=np.float64)
-        self._obs_dim = K * N + K + 1
-        self._init_action_bounds()
-        self._rngs: list[np.random.Generator | None] = [None] * n
-        self._seeds: list[int | None] = [None] * n
+        n = self.num_envs
         self._t = np.zeros(n, dtype=np.int64)
-        self._rate_features = np.zeros((n, K))  # 0 after reset
+        self._rate_features = np.zeros((n, self.num_devices))  # 0 after reset
         self._none_ended = np.zeros(n, dtype=bool)
         self._none_ended.flags.writeable = False
         self._autoreset = self._none_ended
         self._any_autoreset = False
-        self._needs_reset = True
+
+    def _build(self) -> None:
+        cfg, n = self.config, self.num_envs
+        snr_scale = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
+        self.channel = UplinkChannelBatch(
+            cfg, n, features=partial(snr_features, scale=snr_scale), num_threads=self._num_threads
+        )
+        #: every sub-environment's passive eavesdroppers (None: none configured)
+        self.eavesdroppers = EavesdropperChannelBatch(cfg, n) if cfg.num_eavesdroppers else None
+        self._moving = bool(cfg.mobility) and cfg.speed_mps > 0.0
+
+    def _make_layout(self) -> ObservationLayout:
+        return channel_power_layout(self.num_devices, self.num_subchannels)
+
+    def _make_constants(self) -> ProblemConstants:
+        return objective_constants(self.config.objective, self.config)
 
     # ------------------------------------------------------------------ API
     def reset(
@@ -315,8 +303,8 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
 
     def _observe(self, gains: np.ndarray) -> np.ndarray:
         n, K, N = gains.shape
-        obs = np.empty((n, self._obs_dim), dtype=np.float32)
-        obs[:, : K * N] = self.channel.features.reshape(n, K * N)
+        obs = np.empty((n, self.observation_layout.size), dtype=np.float32)
+        obs[:, : K * N] = self.channel.features.reshape(n, K * N)  # the layout's order
         obs[:, K * N : K * N + K] = self._rate_features
         np.divide(self._t, self.config.horizon, out=obs[:, -1])  # t / horizon, as float32
         return obs

@@ -20,16 +20,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
-from gymnasium.vector.utils import batch_space
 
-from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.federated_round import FederatedRounds
-from qfl_gym.envs.observation import snr_features
+from qfl_gym.envs.observation import ObservationLayout, snr_features
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.validation import check_int
-from qfl_gym.vector.uplink_base import UplinkVectorEnv
+from qfl_gym.vector.uplink_base import UplinkVectorEnv, reject_max_episode_steps
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
-from qfl_gym.wireless.problem import AllocationProblem
+from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
 
 
 class QFLVectorEnv(UplinkVectorEnv):
@@ -151,41 +149,30 @@ class QFLVectorEnv(UplinkVectorEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        self.num_envs = n = check_int("num_envs", num_envs, low=1)
-        if "max_episode_steps" in overrides:
-            raise ValueError(
-                "max_episode_steps is not supported by the native vector env; set the "
-                f"episode length with rounds=... (got max_episode_steps="
-                f"{overrides['max_episode_steps']!r})"
-            )
+        reject_max_episode_steps(overrides, "rounds")
         self.scenario = sc = qfl_scenario(scenario, **overrides)
-        self._init_modes(render_mode, autoreset_mode)
-
-        self.config = cfg = sc.uplink
         self.learning_config = sc.learning
-        self.num_devices = K = cfg.num_devices
-        self.num_subchannels = N = cfg.num_subchannels
-        self.codec = ActionCodec(K, N, cfg.num_power_levels)
-        self.single_action_space = self.codec.space()
-        self.action_space = batch_space(self.single_action_space, n)
+        super().__init__(num_envs, sc.uplink, render_mode, autoreset_mode)
+        self._autoreset = np.zeros(self.num_envs, dtype=bool)
+
+    def _build(self) -> None:
+        cfg = self.config
         p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannelBatch(
-            cfg, n, features=partial(snr_features, scale=p_max_over_noise)
+            cfg, self.num_envs, features=partial(snr_features, scale=p_max_over_noise)
         )
         #: the federated rounds of every sub-environment, run as one batch
-        self.rounds = FederatedRounds(sc, self.channel)
+        self.rounds = FederatedRounds(self.scenario, self.channel)
         #: one federated learner per sub-environment
         self.learners = self.rounds.learners
         #: every sub-environment's eavesdroppers (None: none configured)
         self.eavesdroppers = self.rounds.eavesdroppers
-        self.observation_layout = self.rounds.layout
-        self.single_observation_space = self.observation_layout.space()
-        self.observation_space = batch_space(self.single_observation_space, n)
-        self._rngs: list[np.random.Generator | None] = [None] * n
-        self._seeds: list[int | None] = [None] * n
-        self._init_action_bounds()
-        self._autoreset = np.zeros(n, dtype=bool)
-        self._needs_reset = True
+
+    def _make_layout(self) -> ObservationLayout:
+        return self.rounds.layout
+
+    def _make_constants(self) -> ProblemConstants:
+        return self.rounds.constants
 
     # ------------------------------------------------------------------ API
     def reset(

@@ -12,26 +12,70 @@ from typing import Any
 import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.observation import ObservationLayout
 from qfl_gym.validation import check_int
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
+from qfl_gym.wireless.config import UplinkConfig
+from qfl_gym.wireless.problem import ProblemConstants
 
 
 class UplinkVectorEnv(VectorEnv):
     """Base of the batched uplink vector envs.
 
-    Subclasses set ``num_envs``, ``num_devices``, ``codec`` (an :class:`ActionCodec`),
-    ``channel`` (an :class:`UplinkChannelBatch`), ``_seeds`` and ``_rngs`` (one per
-    sub-environment) and call :meth:`_init_action_bounds` once ``codec`` exists.
+    ``__init__(num_envs, config, render_mode, autoreset_mode)`` checks the arguments,
+    keeps the uplink ``config``, builds the action codec and spaces and the per-env seed
+    slots, then calls the hooks in order (as the single envs'
+    :class:`~qfl_gym.envs.allocation_env.AllocationEnv`):
+
+    1. :meth:`_build`: the batched system (``channel``, an
+       :class:`~qfl_gym.wireless.channel_batch.UplinkChannelBatch`, and the rest);
+    2. :meth:`_make_layout`: the single observation's :class:`ObservationLayout`, which
+       gives ``single_observation_space`` and ``observation_space``;
+    3. :meth:`_make_constants`: the :class:`ProblemConstants` of every sub-env's problem.
     """
 
-    num_devices: int
-    codec: ActionCodec
     channel: UplinkChannelBatch
-    _seeds: list[int | None]
-    _rngs: list[np.random.Generator | None]
-    _needs_reset: bool
+
+    def __init__(
+        self,
+        num_envs: int,
+        config: UplinkConfig,
+        render_mode: str | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    ) -> None:
+        self.num_envs = n = check_int("num_envs", num_envs, low=1)
+        self._init_modes(render_mode, autoreset_mode)
+        self.config = config
+        self.num_devices = config.num_devices
+        self.num_subchannels = config.num_subchannels
+        self.codec = ActionCodec.for_config(config)
+        self.single_action_space = self.codec.space()
+        self.action_space = batch_space(self.single_action_space, n)
+        self._nvec_u = self.codec.nvec.astype(np.uint64)
+        self._rngs: list[np.random.Generator | None] = [None] * n
+        self._seeds: list[int | None] = [None] * n
+        self._needs_reset = True
+        self._build()
+        self.observation_layout: ObservationLayout = self._make_layout()
+        self.single_observation_space = self.observation_layout.space()
+        self.observation_space = batch_space(self.single_observation_space, n)
+        self._constants: ProblemConstants = self._make_constants()
+
+    # ----------------------------------------------------------------- hooks
+    def _build(self) -> None:
+        """Build the batched system (``self.config`` and ``num_envs`` are set)."""
+        raise NotImplementedError
+
+    def _make_layout(self) -> ObservationLayout:
+        """The single observation's layout (called after :meth:`_build`)."""
+        raise NotImplementedError
+
+    def _make_constants(self) -> ProblemConstants:
+        """The constants of every sub-environment's problem (after :meth:`_build`)."""
+        raise NotImplementedError
 
     def _init_modes(self, render_mode: Any, autoreset_mode: Any) -> None:
         """Check ``render_mode`` (must be None) and set ``autoreset_mode`` and metadata."""
@@ -50,9 +94,6 @@ class UplinkVectorEnv(VectorEnv):
                 "(or gymnasium.vector.AutoresetMode members)"
             ) from None
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
-
-    def _init_action_bounds(self) -> None:
-        self._nvec_u = self.codec.nvec.astype(np.uint64)
 
     def render(self) -> None:
         """No rendering (``render_mode`` is None); see the single env's ``ansi`` mode."""
@@ -197,3 +238,13 @@ def mask_info(info: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
         out[key] = value
         out[f"_{key}"] = mask
     return out
+
+
+def reject_max_episode_steps(overrides: dict[str, Any], length_field: str) -> None:
+    """Native vector envs set their episode length in the scenario, not by a wrapper."""
+    if "max_episode_steps" in overrides:
+        raise ValueError(
+            "max_episode_steps is not supported by the native vector env; set the "
+            f"episode length with {length_field}=... (got max_episode_steps="
+            f"{overrides['max_episode_steps']!r})"
+        )
