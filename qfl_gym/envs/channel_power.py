@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,7 +11,7 @@ from qfl_gym.envs.observation import (
     ObservationLayout,
     channel_power_layout,
     rate_features,
-    snr_features,
+    snr_feature_fn,
 )
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UplinkConfig, uplink_config
@@ -133,8 +132,7 @@ class ChannelPowerEnv(AllocationEnv):
 
     def _build(self) -> None:
         cfg = self.config
-        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
-        self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
+        self.channel = UplinkChannel(cfg, features=snr_feature_fn(cfg))
         #: passive eavesdroppers (None: none configured, nothing extra in step)
         self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
 

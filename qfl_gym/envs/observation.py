@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -31,6 +32,15 @@ def snr_features(gains: np.ndarray, scale: float) -> np.ndarray:
     snr_db *= 10.0 / SNR_SCALE_DB
     snr_db -= SNR_CENTER_DB / SNR_SCALE_DB
     return np.minimum(snr_db, SNR_FEATURE_BOUND, out=snr_db)
+
+
+def snr_feature_fn(config) -> partial:
+    """The SNR feature transform of an uplink configuration (for the channels).
+
+    ``snr_features(gains, scale=p_max / noise)`` with ``config.power_levels_w[-1]`` (W) and
+    ``config.noise_w`` (W).
+    """
+    return partial(snr_features, scale=float(config.power_levels_w[-1]) / float(config.noise_w))
 
 
 def rate_features(rates_bps: np.ndarray, bandwidth_hz: float) -> np.ndarray:

@@ -10,7 +10,6 @@ this module (the env is registered by a string entry point).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +23,7 @@ from qfl_gym.envs.federated_round import (
     security_info,
     single_info,
 )
-from qfl_gym.envs.observation import ObservationLayout, snr_features
+from qfl_gym.envs.observation import ObservationLayout, snr_feature_fn
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.channel_batch import SingleCellBatch
@@ -188,8 +187,7 @@ class QFLEnv(AllocationEnv):
 
     def _build(self) -> None:
         cfg = self.config
-        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
-        self.channel = UplinkChannel(cfg, features=partial(snr_features, scale=p_max_over_noise))
+        self.channel = UplinkChannel(cfg, features=snr_feature_fn(cfg))
         #: passive eavesdroppers (None: none configured)
         self.eavesdroppers = EavesdropperChannel(cfg) if cfg.num_eavesdroppers else None
         eve_batch = None if self.eavesdroppers is None else self.eavesdroppers.batch

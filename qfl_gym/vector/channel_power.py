@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,7 +12,7 @@ from qfl_gym.envs.observation import (
     ObservationLayout,
     channel_power_layout,
     rate_features,
-    snr_features,
+    snr_feature_fn,
 )
 from qfl_gym.validation import check_bool, check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv, mask_info, reject_max_episode_steps
@@ -146,9 +145,8 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
 
     def _build(self) -> None:
         cfg, n = self.config, self.num_envs
-        snr_scale = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannelBatch(
-            cfg, n, features=partial(snr_features, scale=snr_scale), num_threads=self._num_threads
+            cfg, n, features=snr_feature_fn(cfg), num_threads=self._num_threads
         )
         #: every sub-environment's passive eavesdroppers (None: none configured)
         self.eavesdroppers = EavesdropperChannelBatch(cfg, n) if cfg.num_eavesdroppers else None

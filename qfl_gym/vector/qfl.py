@@ -15,14 +15,13 @@ Imports torch at module import (the learning task), as :mod:`qfl_gym.envs.qfl`;
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from qfl_gym.envs.federated_round import FederatedRounds
-from qfl_gym.envs.observation import ObservationLayout, snr_features
+from qfl_gym.envs.observation import ObservationLayout, snr_feature_fn
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
 from qfl_gym.validation import check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv, reject_max_episode_steps
@@ -157,9 +156,8 @@ class QFLVectorEnv(UplinkVectorEnv):
 
     def _build(self) -> None:
         cfg = self.config
-        p_max_over_noise = float(cfg.power_levels_w[-1]) / float(cfg.noise_w)
         self.channel = UplinkChannelBatch(
-            cfg, self.num_envs, features=partial(snr_features, scale=p_max_over_noise)
+            cfg, self.num_envs, features=snr_feature_fn(cfg)
         )
         #: the federated rounds of every sub-environment, run as one batch
         self.rounds = FederatedRounds(self.scenario, self.channel)
