@@ -187,45 +187,54 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
             tmp_path,
             "--set",
             "num_devices=3",
+            "--workers",
+            "2",
         ],
         capsys,
     )
     assert code == 0, text
     (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("case-study-")]
-    for name in (
-        "steps.csv",
-        "summary.csv",
-        "config.json",
-        "report.md",
-        "sum_rate.png",
-        "global_accuracy.png",
-        "global_loss.png",
-    ):
-        assert (folder / name).is_file(), name
-    report = (folder / "report.md").read_text()
-    table = [ln for ln in report.splitlines() if ln.startswith("| ")]
-    agents_in_table = [ln.split("|")[1].strip() for ln in table[1:]]
-    assert agents_in_table == [
+    assert (folder / "config.json").is_file() and (folder / "report.md").is_file()
+    expected_agents = [
         "qaoa",
-        "qaoa@deliveries",
+        "qaoa@sum-rate",
         "sca",
-        "local-search@deliveries",
+        "local-search",
         "greedy",
         "random",
         "exhaustive",
         "ppo",
+        "perfect-uplink",
     ]
+    report = (folder / "report.md").read_text()
+    for model in ("full", "deadline"):
+        for name in (
+            "steps.csv",
+            "summary.csv",
+            "paired.csv",
+            "global_accuracy.png",
+            "global_loss.png",
+            "paired.png",
+        ):
+            assert (folder / model / name).is_file(), (model, name)
+        with (folder / model / "steps.csv").open() as fh:
+            steps = list(csv.DictReader(fh))
+        assert len(steps) == len(expected_agents) * 2 * 3
+        assert list(dict.fromkeys(r["agent"] for r in steps)) == expected_agents
+        with (folder / model / "paired.csv").open() as fh:
+            paired = list(csv.DictReader(fh))
+        assert {r["agent"] for r in paired} == set(expected_agents) - {"random"}
+        assert f"## {model} participation" in report
+    assert (folder / "full" / "accuracy_vs_time.png").is_file()
     assert "## Package versions" in report and "wall time" in report
-    with (folder / "steps.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 8 * 2 * 3
-    # the second run reuses the cached PPO policy and never touches the first folder
-    before = sorted(p.name for p in folder.iterdir())
+    # the second run reuses the cached PPO policies and never touches the first folder
+    before = sorted(p.name for p in folder.rglob("*"))
     code, text = run(
         [
             "case-study",
             "--quick",
             "--seeds",
-            "0",
+            "0,1",
             "--rounds",
             "3",
             "--ppo-timesteps",
@@ -236,13 +245,22 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
             "num_devices=3",
             "--agents",
             "greedy,ppo",
+            "--baseline",
+            "greedy",
+            "--participation",
+            "deadline",
+            "--workers",
+            "1",
         ],
         capsys,
     )
     assert code == 0, text
     assert "reused the policy" in text
-    assert sorted(p.name for p in folder.iterdir()) == before
-    assert len([p for p in tmp_path.iterdir() if p.name.startswith("case-study-")]) == 2
+    assert sorted(p.name for p in folder.rglob("*")) == before
+    runs = [p for p in tmp_path.iterdir() if p.name.startswith("case-study-")]
+    assert len(runs) == 2
+    (second,) = [p for p in runs if p != folder]
+    assert sorted(p.name for p in second.iterdir() if p.is_dir()) == ["deadline"]
 
 
 @pytest.mark.parametrize(
@@ -258,6 +276,8 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
         (["benchmark", "--env", "qfl_gym/Nope-v0"], "unknown env"),
         (["case-study", "--agents", "qaoa,wizard"], "unknown agent(s) ['wizard']"),
         (["case-study", "--rounds", "0"], "rounds must be >= 1"),
+        (["case-study", "--baseline", "wizard"], "baseline 'wizard' must be one of the agents"),
+        (["case-study", "--participation", "some"], "unknown participation model(s) ['some']"),
         (["envs", "--env", "x"], "unknown env 'x'"),
     ],
 )

@@ -272,16 +272,41 @@ def sweep(
 @clean_errors
 def case_study(
     quick: Annotated[
-        bool, typer.Option("--quick", help="The small QFL-v0 preset (8 devices), ~1 min.")
+        bool,
+        typer.Option("--quick", help="The small QFL-v0 preset (8 devices), 5 seeds, < 1 min."),
     ] = False,
-    seeds: Annotated[str | None, typer.Option(help="e.g. '0,1,2' (default 0,1,2).")] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="e.g. '0,1,2' (default 0..9; --quick 0..4).")
+    ] = None,
     rounds: Annotated[int | None, typer.Option(help="Federated rounds per episode.")] = None,
     agents: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated; name@deliveries optimizes expected deliveries "
+            help="Comma-separated; a bare optimizer name maximizes the participation "
+            "model's matching objective, name@objective a given one (e.g. qaoa@sum-rate) "
             f"(default {','.join(DEFAULT_AGENTS)})."
         ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Agent every other one is compared with, per seed (default random)."),
+    ] = None,
+    target_accuracy: Annotated[
+        float | None,
+        typer.Option(
+            help="Target of rounds/time to accuracy (default 90% of the perfect-uplink "
+            "run's mean final accuracy)."
+        ),
+    ] = None,
+    participation: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated participation models to run (default full,deadline; "
+            "'scenario': the scenario's own)."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes running agents in parallel (default 2).")
     ] = None,
     ppo_timesteps: Annotated[
         int | None, typer.Option(help="PPO training budget in rounds (default 1200).")
@@ -297,8 +322,15 @@ def case_study(
         list[str] | None, typer.Option("--set", help="QFL-v0 override name=value (repeat).")
     ] = None,
 ) -> None:
-    """Reproduce the reference study: QAOA vs SCA vs greedy vs random vs exhaustive vs PPO."""
-    from training_scripts.case_study import command_line, fmt_seconds, preset, run_case_study
+    """Reproduce the reference study: QAOA vs SCA vs local search vs greedy vs random vs PPO,
+    paired over seeds, under full and deadline participation."""
+    from training_scripts.case_study import (
+        command_line,
+        fmt_seconds,
+        parse_participation,
+        preset,
+        run_case_study,
+    )
     from training_scripts.progress import rollout_progress
     from training_scripts.results import summary_table
 
@@ -310,12 +342,18 @@ def case_study(
         ppo_timesteps=ppo_timesteps,
         ppo_model=str(ppo_model) if ppo_model else None,
         scenario_overrides=parse_overrides(set_) or None,
+        baseline=baseline,
+        target_accuracy=target_accuracy,
+        participation=parse_participation(participation),
+        workers=workers,
     )
     with rollout_progress() as progress:
         result = run_case_study(
             cfg, out=out, results_base=results, progress=progress, command=command_line()
         )
-    typer.echo(summary_table(result.summaries))
+    for model in result.models:
+        typer.echo(f"[{model.participation} participation]")
+        typer.echo(summary_table(model.summaries))
     for note in result.notes:
         typer.echo(f"note: {note}")
     typer.echo(

@@ -43,39 +43,123 @@ def plot_metric_bars(
 
 
 def curves_by_agent(
-    rows: Iterable[StepRecord], metric: str
+    rows: Iterable[StepRecord], metric: str, x: str = "step"
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per agent: (round, mean, 95% CI half-width) of ``metric`` across episodes."""
+    """Per agent: (x, mean, 95% CI half-width) of ``metric`` across episodes, per round.
+
+    ``x="step"``: the round number (1-based); another column (``"wall_time_s"``): its
+    mean across episodes at each round.
+    """
     by_agent: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    xs: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         value = getattr(r, metric)
         if math.isfinite(value):
             by_agent[r.agent][r.step].append(value)
+            if x != "step":
+                xs[r.agent][r.step].append(getattr(r, x))
     out = {}
     for agent, steps in by_agent.items():
         rounds = np.array(sorted(steps))
         stats = np.array([mean_ci95(steps[t]) for t in rounds])
-        out[agent] = (rounds + 1, stats[:, 0], stats[:, 1])
+        if x == "step":
+            axis = rounds + 1.0
+        else:
+            axis = np.array([np.mean(xs[agent][t]) for t in rounds], dtype=float)
+        out[agent] = (axis, stats[:, 0], stats[:, 1])
     return out
 
 
 def plot_curves(
-    rows: Sequence[StepRecord], metric: str, ylabel: str, path: Path, title: str = ""
+    rows: Sequence[StepRecord],
+    metric: str,
+    ylabel: str,
+    path: Path,
+    title: str = "",
+    reference: str | None = None,
+    target: float | None = None,
+    x: str = "step",
 ) -> Path | None:
-    """Mean ``metric`` vs round per agent, with a shaded 95% confidence band."""
-    curves = curves_by_agent(rows, metric)
+    """Mean ``metric`` vs round (or ``x``) per agent, with a shaded 95% confidence band.
+
+    ``reference``: an agent drawn as a dashed black line (e.g. the perfect uplink);
+    ``target``: a horizontal dotted line (e.g. the target accuracy).
+    """
+    curves = curves_by_agent(rows, metric, x)
+    if x != "step":
+        curves = {a: c for a, c in curves.items() if np.isfinite(c[0]).all()}
     if not curves:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
-    for agent, (x, mean, half) in curves.items():
-        (line,) = ax.plot(x, mean, label=agent)
-        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("round")
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for agent, (xv, mean, half) in curves.items():
+        if agent == reference:
+            ax.plot(xv, mean, "k--", lw=1.6, label=agent)
+            continue
+        (line,) = ax.plot(xv, mean, label=agent)
+        ax.fill_between(xv, mean - half, mean + half, color=line.get_color(), alpha=0.12)
+    if target is not None:
+        ax.axhline(target, color="grey", ls=":", lw=1.0, label=f"target {target:g}")
+    ax.set_xlabel("round" if x == "step" else "simulated time (s)")
+    if x != "step":
+        ax.set_xscale("symlog", linthresh=1.0)
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_paired(paired: Sequence, metrics: Sequence[str], path: Path, title: str = "") -> Path:
+    """Forest plot: per metric (one panel), each agent's mean paired difference against
+    the baseline with its 95% interval; filled markers = the interval excludes 0."""
+    from training_scripts.paired_stats import METRICS_BY_KEY
+
+    plt = _pyplot()
+    metrics = list(metrics)
+    agents = list(dict.fromkeys(d.agent for d in paired))
+    cols = min(3, max(1, len(metrics)))
+    rows_n = max(1, math.ceil(len(metrics) / cols))
+    fig, axes = plt.subplots(
+        rows_n,
+        cols,
+        figsize=(3.6 * cols, 0.35 * len(agents) * rows_n + 1.4 * rows_n),
+        squeeze=False,
+    )
+    by = {(d.agent, d.metric): d for d in paired}
+    for i, ax in enumerate(axes.flat):
+        if i >= len(metrics):
+            ax.axis("off")
+            continue
+        m = metrics[i]
+        for j, a in enumerate(agents):
+            d = by.get((a, m))
+            if d is None or not math.isfinite(d.mean_diff):
+                continue
+            lo = d.mean_diff - d.ci_low if math.isfinite(d.ci_low) else 0.0
+            hi = d.ci_high - d.mean_diff if math.isfinite(d.ci_high) else 0.0
+            color = "tab:grey" if not d.significant else ("tab:green" if d.better else "tab:red")
+            ax.errorbar(
+                d.mean_diff,
+                j,
+                xerr=[[lo], [hi]],
+                fmt="o",
+                color=color,
+                capsize=3,
+                mfc=color if d.significant else "white",
+            )
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_yticks(range(len(agents)))
+        ax.set_yticklabels(agents if i % cols == 0 else [""] * len(agents), fontsize=7)
+        ax.invert_yaxis()
+        meta = METRICS_BY_KEY.get(m)
+        ax.set_title(f"{meta.label} ({meta.unit})" if meta else m, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -63,8 +63,10 @@ def summarize(rows: Iterable[StepRecord]) -> list[AgentSummary]:
                 values = [getattr(s, key) for s in steps]
                 per_episode.append(values[-1] if how == "last" else float(np.mean(values)))
             metrics[key] = mean_ci95(per_episode)
-        times = [s.decision_time_s for steps in eps.values() for s in steps]
-        out.append(AgentSummary(agent, len(eps), metrics, float(np.nanmedian(times))))
+        times = np.array([s.decision_time_s for steps in eps.values() for s in steps])
+        times = times[np.isfinite(times)]
+        median = float(np.median(times)) if times.size else math.nan
+        out.append(AgentSummary(agent, len(eps), metrics, median))
     return out
 
 

@@ -26,6 +26,8 @@ COLUMNS = (
     "global_loss",
     "global_accuracy",
     "decision_time_s",
+    "round_time_s",
+    "wall_time_s",
 )
 TIMING_COLUMNS = ("decision_time_s",)
 
@@ -45,6 +47,9 @@ class StepRecord:
     global_loss: float
     global_accuracy: float
     decision_time_s: float
+    #: QFL-v0's simulated round duration and cumulative wall clock (s; NaN where absent)
+    round_time_s: float = math.nan
+    wall_time_s: float = math.nan
 
 
 def episode_seed(seed: int, episode: int) -> int:
@@ -91,6 +96,8 @@ def run_episode(
                 global_loss=float(info.get("global_loss", math.nan)),
                 global_accuracy=float(info.get("global_accuracy", math.nan)),
                 decision_time_s=decision_time,
+                round_time_s=float(info.get("round_time_s", math.nan)),
+                wall_time_s=float(info.get("wall_time_s", math.nan)),
             )
         )
         step += 1
