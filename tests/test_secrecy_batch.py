@@ -172,6 +172,22 @@ def test_one_cell_batch_is_the_single_channel():
     assert gains.shape == single.shape == (2, 6, 3)
     assert single.positions_m.shape == (2, 2) and single.distance_m.shape == (2, 6)
     np.testing.assert_array_equal(gains, single.batch.gains[0])
+    # a one-cell batch driven directly: the same trajectory and outcomes, with a cell axis
+    batch = EavesdropperChannelBatch(cfg, 1)
+    batch.reset([np.random.default_rng(2)], legit.positions_m[None])
+    rng = np.random.default_rng(3)
+    for _ in range(70):
+        np.testing.assert_array_equal(batch.gains[0], single.gains)
+        channels = rng.integers(0, 3, (1, 6))
+        power = rng.uniform(0.01, 0.2, (1, 6))
+        rate = rng.uniform(0.0, 2e7, (1, 6))
+        got = batch.outcome(channels, power, rate)
+        want = single.outcome(channels[0], power[0], rate[0])
+        assert got["secrecy_sum_rate_bps"].shape == (1,)
+        for key, value in want.items():
+            np.testing.assert_array_equal(got[key][0], value, err_msg=key)
+        batch.step()
+        single.step()
 
 
 # ------------------------------------------------------ batched evaluation

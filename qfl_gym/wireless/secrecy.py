@@ -495,6 +495,16 @@ class EavesdropperChannelBatch:
             ``eavesdropper_rate_bps`` (n, K), ``secrecy_rate_bps`` (n, K) and
             ``secrecy_sum_rate_bps`` (n,), bit/s (:func:`secrecy_outcome`).
         """
+        if self.num_envs == 1:  # one cell: the single-assignment path (the same values)
+            one = secrecy_outcome(
+                self.config,
+                self.gains[0],
+                np.asarray(channels)[0],
+                np.asarray(power_w)[0],
+                np.asarray(rate_bps)[0],
+                self.noise_w,
+            )
+            return {key: np.asarray(value)[None] for key, value in one.items()}
         return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
 
     # -------------------------------------------------------------- internals
