@@ -98,6 +98,18 @@ class DeviceParallelEnv(ParallelEnv):
     ``DeviceParallelEnv(env="qfl_gym/ChannelPower-v0", reward="team",
     render_mode=None, **env_kwargs)``: ``env`` is an id (made with ``gym.make(env,
     **env_kwargs)``) or an environment instance.
+
+    ## Example
+
+    >>> from qfl_gym.multiagent import DeviceParallelEnv
+    >>> env = DeviceParallelEnv("qfl_gym/ChannelPower-v0", scenario="small")
+    >>> observations, infos = env.reset(seed=0)
+    >>> env.agents
+    ['device_0', 'device_1', 'device_2', 'device_3']
+    >>> actions = {agent: env.action_space(agent).sample() for agent in env.agents}
+    >>> observations, rewards, terminations, truncations, infos = env.step(actions)
+    >>> observations["device_0"].shape  # own SNR on N=2 sub-channels + 3 features
+    (5,)
     """
 
     metadata: ClassVar[dict[str, Any]] = {
