@@ -427,19 +427,50 @@ def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return config, params["policy"]
 
 
+def channel_power_view(layout: ObservationLayout) -> ObservationLayout | None:
+    """ChannelPower-v0's layout for the same K and N when ``layout`` is QFL-v0's, else None.
+
+    A policy trained on ChannelPower-v0 acts on QFL-v0 through the segments the two
+    share (SNRs, last rates, elapsed fraction): :func:`project_observation`.
+    """
+    if layout.kind != "qfl":
+        return None
+    from qfl_gym.envs.observation import channel_power_layout
+
+    return channel_power_layout(layout.num_devices, int(layout.options["N"]))
+
+
+def project_observation(obs: np.ndarray, source: ObservationLayout, target: ObservationLayout):
+    """``obs`` of layout ``source`` as an observation of ``target`` (segments by name)."""
+    parts = source.split(np.asarray(obs, dtype=np.float32))
+    lead = np.shape(obs)[:-1]
+    missing = [s.name for s in target.segments if s.name not in parts]
+    if missing:
+        raise ValueError(f"layout {source.spec!r} has no segments {missing} of {target.spec!r}")
+    return np.concatenate([parts[s.name].reshape(*lead, s.size) for s in target.segments], axis=-1)
+
+
 class DevicePolicyAgent(Agent):
     """A trained :class:`DevicePolicy` acting on any K (``agents.make("device-policy", ...)``).
 
     Parameters
     ----------
     env : gymnasium.Env
-        A ChannelPower-v0 or QFL-v0 env (any K; N, L and the layout kind as in training).
+        A ChannelPower-v0 or QFL-v0 env (any K; N and L as in training). Weights trained
+        on ChannelPower-v0 also act on QFL-v0 (through the SNR, rate and time segments).
     seed : int, optional
         Seeds sampling when ``deterministic=False``.
-    path : str or Path
+    path : str or Path, optional
         Weights (:func:`save_weights`) or an SB3 zip of ``PPO(DevicePolicy, ...)``.
+        Without it, the weights of :func:`training_scripts.train.recipe_for_env` for this
+        env (its uplink with K <= 10, imitation of local search), trained once and cached
+        in ``cache_dir`` (about a minute on 2 cores).
     deterministic : bool
         Most likely action per device (default) or a sample.
+    method : {"imitation", "ppo", "imitation+ppo"}
+        Recipe used when ``path`` is not given.
+    cache_dir : str or Path, optional
+        Where recipes' weights are cached (default ``runs/.device-policy-cache``).
     """
 
     name = "device-policy"
@@ -450,18 +481,32 @@ class DevicePolicyAgent(Agent):
         seed: int | None = None,
         path: str | Path | None = None,
         deterministic: bool = True,
+        method: str = "imitation",
+        cache_dir: str | Path | None = None,
     ) -> None:
-        if path is None:
-            raise ValueError(
-                "the device-policy agent needs path=... (weights from "
-                "agents.device_policy.save_weights or a PPO(DevicePolicy) zip)"
-            )
         self.deterministic = check_bool("deterministic", deterministic)
-        self.policy = load_weights(path, layout_of(env))
+        layout = layout_of(env)
+        if path is None:
+            from training_scripts.train import recipe_for_env, train_device_policy
+
+            recipe = recipe_for_env(env, method=method)
+            path = train_device_policy(recipe, **({"cache_dir": cache_dir} if cache_dir else {}))
         self.path = Path(path)
+        self._source = layout
+        self._view = None
+        try:
+            self.policy = load_weights(path, layout)
+        except ValueError:
+            view = channel_power_view(layout)
+            if view is None:
+                raise
+            self.policy = load_weights(path, view)
+            self._view = view
         super().__init__(env, seed)
 
     def _act(self, observation: Any, info: dict[str, Any] | None, stats: dict[str, Any]) -> Any:
+        if self._view is not None:
+            observation = project_observation(observation, self._source, self._view)
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).reshape(1, -1)
         with torch.no_grad():
             logits = self.policy.mlp_extractor.forward_actor(obs)

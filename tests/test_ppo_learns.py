@@ -51,3 +51,41 @@ def test_ppo_beats_random_after_a_few_thousand_steps():
     # measured: about 19.9 vs 12.8 Mbit/s; require a clear margin on every seed set
     assert ppo.mean() > 1.2 * rnd.mean(), (ppo.mean(), rnd.mean())
     assert (ppo > rnd).mean() >= 0.75
+
+
+def test_ppo_with_device_policy_on_the_native_vector_env_beats_its_start_and_random():
+    import torch
+    from stable_baselines3 import PPO
+
+    from agents.device_policy import DevicePolicy, layout_of
+    from qfl_gym.vector.sb3 import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    venv = make_sb3_vec_env(num_envs=64, seed=0, scenario="small", horizon=64)
+    model = PPO(
+        DevicePolicy,
+        venv,
+        gamma=0.0,
+        gae_lambda=0.0,
+        n_steps=16,
+        batch_size=256,
+        n_epochs=1,
+        learning_rate=1e-3,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"layout": layout_of(venv).spec, "d_model": 32},
+    )
+    env = gym.make("qfl_gym/ChannelPower-v0", scenario="small", horizon=64)
+    seeds = range(1000, 1008)  # held-out channel realizations
+
+    def greedy(o, _):
+        return model.predict(o, deterministic=True)[0]
+
+    start = mean_episode_reward(env, greedy, seeds)
+    model.learn(16_384)
+    trained = mean_episode_reward(env, greedy, seeds)
+    rnd = mean_episode_reward(env, lambda _, rng: rng.integers(0, env.action_space.nvec), seeds)
+    assert trained.mean() > 1.2 * rnd.mean(), (trained.mean(), rnd.mean())
+    assert trained.mean() > 1.1 * start.mean(), (trained.mean(), start.mean())
+    assert (trained > rnd).mean() >= 0.75

@@ -449,7 +449,7 @@ def imitate(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         losses.append(total / len(obs))
     policy.set_training_mode(False)
     return losses
@@ -516,3 +516,23 @@ def train_device_policy(
     (folder / "recipe.json").write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(weights)
     return weights
+
+
+def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> DevicePolicyRecipe:
+    """The recipe of a DevicePolicy for ``env`` (ChannelPower-v0 or QFL-v0, any K).
+
+    Trains on ChannelPower-v0 with ``env``'s uplink configuration (its objective, SIC
+    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices; ``changes``
+    replace recipe fields.
+    """
+    config = getattr(getattr(env, "unwrapped", env), "config", None)
+    if config is None or not hasattr(config, "num_devices"):
+        raise ValueError(
+            f"recipe_for_env needs a qfl_gym env with an uplink config; got {type(env).__name__}"
+        )
+    fields = {k: v for k, v in asdict(config).items() if v is not None}
+    fields["num_devices"] = min(int(config.num_devices), TRAIN_DEVICES)
+    fields.pop("horizon", None)
+    if isinstance(fields.get("eavesdropper_positions_m"), list):
+        fields["eavesdropper_positions_m"] = tuple(map(tuple, fields["eavesdropper_positions_m"]))
+    return DevicePolicyRecipe(uplink=tuple(sorted(fields.items())), method=method, **changes)
