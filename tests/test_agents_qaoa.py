@@ -359,7 +359,9 @@ def test_asking_for_more_qubits_than_the_budget_is_a_clear_error():
         agents.make("qaoa", env, variables="joint", encoding="one-hot")
     with pytest.raises(ValueError, match="max_qubits must be <= 20"):
         agents.make("qaoa", env, max_qubits=30)
-    with pytest.raises(ValueError, match="unknown QAOAConfig field"):
+    with pytest.raises(
+        TypeError, match=r"QAOAAgent.__init__\(\) got an unexpected keyword argument 'depth'"
+    ):
         agents.make("qaoa", env, depth=3)
     with pytest.raises(ValueError, match="cvar_alpha"):
         agents.make("qaoa", env, cvar_alpha=0.0)

@@ -80,8 +80,16 @@ def test_unknown_preset_lists_the_valid_ones():
 
 
 def test_unknown_override_lists_valid_fields():
-    with pytest.raises(ValueError, match=r"unknown UplinkConfig field\(s\) 'num_device'"):
+    with pytest.raises(
+        TypeError,
+        match=r"^uplink_config\(\) got an unexpected keyword argument 'num_device'; "
+        r"valid: num_devices, num_subchannels,",
+    ):
         uplink_config("default", num_device=3)
+    with pytest.raises(TypeError, match=r"UplinkConfig.replace\(\) got an unexpected keyword"):
+        UplinkConfig().replace(num_device=3)
+    with pytest.raises(ValueError, match="num_devices must be >= 1"):  # a bad value
+        uplink_config("default", num_devices=0)
 
 
 def test_power_levels_equally_spaced_in_dbm():

@@ -206,7 +206,7 @@ def test_linear_readout_allows_more_classes_than_qubits():
 def test_replace_validates_and_rejects_unknown_names():
     cfg = LearningConfig()
     assert cfg.replace(n_layers=3).n_layers == 3
-    with pytest.raises(ValueError, match=r"n_qubit.*valid:.*n_qubits"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'n_qubit'.*valid:.*n_qubits"):
         cfg.replace(n_qubit=3)
     with pytest.raises(ValueError, match="n_qubits"):
         cfg.replace(n_qubits=12)

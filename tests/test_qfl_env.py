@@ -198,7 +198,7 @@ def test_overrides_route_to_their_part():
     sc = env.unwrapped.scenario
     assert (sc.learning.n_qubits, sc.uplink.num_devices, sc.deadline_s) == (5, 5, 0.5)
     assert env.action_space.shape == (10,)
-    with pytest.raises(ValueError, match=r"n_qbits.*valid:") as exc:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'n_qbits'.*valid:") as exc:
         gym.make(ENV_ID, scenario="small", n_qbits=3)
     for name in ("n_qubits", "num_devices", "deadline_s", "rounds", "dataset"):
         assert name in str(exc.value)

@@ -289,7 +289,7 @@ def test_bad_noise_settings_name_the_field_and_the_limit(overrides, match):
 def test_bad_noise_objects_are_rejected():
     with pytest.raises(ValueError, match="quantum_noise must be a QuantumNoiseConfig"):
         qfl_scenario("small", quantum_noise={"shots": 3})
-    with pytest.raises(ValueError, match="unknown"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'shot'"):
         QuantumNoiseConfig().replace(shot=3)
     with pytest.raises(ValueError, match=r"default\.mixed"):
         PennyLaneVQC(VQCSpec(2, 1, 2), "default.qubit", NOISE)

@@ -230,12 +230,13 @@ def test_bad_actions_raise_naming_the_entry():
         ({"num_envs": 0}, "num_envs must be >= 1"),
         ({"autoreset_mode": "sometimes"}, "unknown autoreset_mode"),
         ({"render_mode": "ansi"}, "render_mode must be None"),
-        ({"num_devcies": 3}, "unknown UplinkConfig field"),
         ({"include_problem": "yes"}, "include_problem must be True or False"),
         ({"max_episode_steps": 5}, "horizon="),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'num_devcies'"):
+        ChannelPowerVectorEnv(num_envs=2, num_devcies=3)
     with pytest.raises(ValueError, match=match):
         ChannelPowerVectorEnv(**{"num_envs": 2, **kwargs})
 

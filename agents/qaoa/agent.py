@@ -45,7 +45,6 @@ for the uniform superposition).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -60,6 +59,7 @@ from agents.qaoa.block import Block
 from agents.qaoa.encoding import ENCODINGS, default_encoding, is_power_of_two
 from agents.qaoa.noise import MAX_NOISY_QUBITS
 from agents.qaoa.qubo import COST_MODES, BlockCost, build_cost
+from qfl_gym.config_fields import ConfigFields, check_field_names, param
 from qfl_gym.validation import (
     check_bool,
     check_choice,
@@ -67,7 +67,6 @@ from qfl_gym.validation import (
     check_int,
     check_probability,
 )
-from qfl_gym.wireless.config import check_field_names, param
 from qfl_gym.wireless.problem import AllocationProblem
 
 DEVICES = ("numpy", "default.qubit", "lightning.qubit", "default.mixed")
@@ -76,7 +75,7 @@ MAX_QUBITS = 20
 
 
 @dataclass(frozen=True)
-class QAOAConfig:
+class QAOAConfig(ConfigFields):
     """Options of the QAOA agent (pass them as keyword arguments to ``agents.make``)."""
 
     p: int = param(2, "layers", "QAOA depth")
@@ -191,10 +190,6 @@ class QAOAConfig:
     def noisy(self) -> bool:
         """Whether noise channels are on (the circuit is then simulated as a mixed state)."""
         return self.depolarizing_p > 0.0 or self.amplitude_damping_gamma > 0.0
-
-    def replace(self, **changes: Any) -> QAOAConfig:
-        check_field_names(type(self), changes)
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -360,7 +355,7 @@ class QAOAAgent(AssignmentAgent):
 
     def __init__(self, env: Any, seed: int | None = None, **options: Any) -> None:
         merged = {**self.default_options, **options}
-        check_field_names(QAOAConfig, merged)
+        check_field_names(QAOAConfig, merged, caller="QAOAAgent.__init__")
         self.config = QAOAConfig(**merged)
         super().__init__(env, seed)
         c = self.codec

@@ -50,16 +50,15 @@ to what :math:`M` allows, see :mod:`qfl_gym.learning.aggregation`).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.config_fields import ConfigFields, param
 from qfl_gym.learning.aggregation import robust_count
 from qfl_gym.validation import check_choice, check_float, check_int, check_probability
-from qfl_gym.wireless.config import check_field_names, param
 
 ATTACKS = ("sign-flip", "scaled", "random", "label-flip")
 #: attacks that replace the uploaded update (the others poison the data)
@@ -69,7 +68,7 @@ ROBUST_RULES = ("median", "trimmed-mean", "krum")
 
 
 @dataclass(frozen=True)
-class PoisoningConfig:
+class PoisoningConfig(ConfigFields):
     """Malicious devices and the tolerance the robust aggregation rules assume.
 
     No attackers by default. The aggregation rule itself is
@@ -152,18 +151,13 @@ class PoisoningConfig:
             return {"byzantine_fraction": self.robust_fraction, "num_selected": self.krum_select}
         return {}
 
-    def replace(self, **changes: Any) -> PoisoningConfig:
-        """A validated copy with ``changes`` applied; unknown names list the valid ones."""
-        check_field_names(type(self), changes)
+    def _related_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Explicit attackers clear the fraction, and a fraction clears explicit attackers."""
         if "attackers" in changes and changes["attackers"] and "attacker_fraction" not in changes:
             changes["attacker_fraction"] = 0.0
         if changes.get("attacker_fraction") and "attackers" not in changes:
             changes["attackers"] = None
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain field values (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return changes
 
 
 def check_robustness(rule: str, poisoning: PoisoningConfig, num_devices: int) -> int:

@@ -14,15 +14,14 @@ Fashion-MNIST, CIFAR-10) are checked for their files in ``data_dir``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from qfl_gym.config_fields import ConfigFields, param
 from qfl_gym.learning.aggregation import AGGREGATION_RULES
 from qfl_gym.learning.datasets import LOCAL_DATASETS, check_data_dir
 from qfl_gym.validation import check_choice, check_float, check_int
-from qfl_gym.wireless.config import check_field_names, param
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ MAX_LAYERS = 32
 
 
 @dataclass(frozen=True)
-class LearningConfig:
+class LearningConfig(ConfigFields):
     """The learning side of quantum federated learning: data, VQC model, local training.
 
     Every device holds a shard of a scikit-learn dataset (preprocessed to ``n_qubits``
@@ -270,12 +269,3 @@ class LearningConfig:
         if self.readout == "linear":
             p += self.num_classes * (self.n_qubits + 1)
         return p
-
-    def replace(self, **changes: Any) -> LearningConfig:
-        """A validated copy with ``changes`` applied; unknown names list the valid ones."""
-        check_field_names(type(self), changes)
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain field values (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

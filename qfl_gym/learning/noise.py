@@ -48,14 +48,13 @@ This module imports neither torch nor PennyLane.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.config_fields import ConfigFields, param
 from qfl_gym.validation import check_int, check_probability
-from qfl_gym.wireless.config import check_field_names, param
 
 #: PennyLane backends that can simulate noise channels (mixed states)
 MIXED_STATE_BACKENDS = ("default.mixed",)
@@ -63,7 +62,7 @@ MAX_SHOTS = 10**9
 
 
 @dataclass(frozen=True)
-class QuantumNoiseConfig:
+class QuantumNoiseConfig(ConfigFields):
     """Noise channels, measurement shots and qubit budgets of the devices' VQCs.
 
     The defaults (all off) are the ideal, noiseless simulation.
@@ -197,15 +196,6 @@ class QuantumNoiseConfig:
                 "backend='torch' (batched density matrices) or 'default.mixed'"
             )
         self.capable_devices(learning.n_qubits, num_devices)
-
-    def replace(self, **changes: Any) -> QuantumNoiseConfig:
-        """A validated copy with ``changes`` applied; unknown names list the valid ones."""
-        check_field_names(type(self), changes)
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain field values (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 # --------------------------------------------------------------------- channel

@@ -62,15 +62,14 @@ minibatch order and the attackers are the same with and without DP.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.config_fields import ConfigFields, param
 from qfl_gym.validation import check_choice, check_float
-from qfl_gym.wireless.config import check_field_names, param
 
 DP_PLACEMENTS = ("central", "local")
 DP_ACCOUNTANTS = ("rdp", "pld")
@@ -82,7 +81,7 @@ MEAN_RULES = ("fedavg", "mean")
 
 
 @dataclass(frozen=True)
-class PrivacyConfig:
+class PrivacyConfig(ConfigFields):
     """Device-level differential privacy of the uploaded updates (DP-FedAvg).
 
     Off by default (``dp_clip_norm=None``). Flat override names start with ``dp_`` so
@@ -155,15 +154,6 @@ class PrivacyConfig:
         """Noise std over the L2 sensitivity of one round: ``z`` central, ``z / 2`` local."""
         z = self.dp_noise_multiplier
         return z if self.dp_placement == "central" else z / 2.0
-
-    def replace(self, **changes: Any) -> PrivacyConfig:
-        """A validated copy with ``changes`` applied; unknown names list the valid ones."""
-        check_field_names(type(self), changes)
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain field values (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 def check_privacy_rule(privacy: PrivacyConfig, rule: str) -> None:

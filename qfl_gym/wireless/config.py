@@ -8,13 +8,13 @@ from which the README's parameter table and ``qfl-gym envs`` are generated.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from qfl_gym.config_fields import ConfigFields, check_field_names, param
 from qfl_gym.validation import (
     check_bool,
     check_choice,
@@ -41,13 +41,8 @@ MAX_EAVESDROPPERS = 64
 MAX_EAVESDROPPER_RANGE_M = 1e5
 
 
-def param(default: Any, unit: str, doc: str, source: str = "") -> Any:
-    """A dataclass field carrying its unit, meaning and the source of its default."""
-    return field(default=default, metadata={"unit": unit, "doc": doc, "source": source})
-
-
 @dataclass(frozen=True)
-class UplinkConfig:
+class UplinkConfig(ConfigFields):
     """Parameters of the multi-channel NOMA uplink of one cell.
 
     Devices are dropped uniformly (by area) in an annulus around the base station;
@@ -278,31 +273,15 @@ class UplinkConfig:
         """Gauss-Markov coefficient rho between consecutive slots (Jakes)."""
         return jakes_correlation(self.speed_mps, self.carrier_hz, self.slot_s)
 
-    def replace(self, **changes: Any) -> UplinkConfig:
-        """A validated copy with ``changes`` applied; unknown names list the valid ones."""
-        check_field_names(type(self), changes)
+    def _related_changes(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """A level count or range clears explicit levels; a count clears fixed positions."""
         if "power_levels_dbm" not in changes and (
             {"p_min_dbm", "p_max_dbm", "num_power_levels"} & changes.keys()
         ):
             changes["power_levels_dbm"] = None
         if "num_eavesdroppers" in changes and "eavesdropper_positions_m" not in changes:
             changes["eavesdropper_positions_m"] = None  # a count: randomly dropped ones
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain field values (for reports and JSON)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-
-def check_field_names(cls: type, changes: dict[str, Any]) -> None:
-    """Raise ``ValueError`` for keys of ``changes`` that are not fields of ``cls``."""
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(changes) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown {cls.__name__} field(s) {', '.join(map(repr, unknown))}; "
-            f"valid: {', '.join(valid)}"
-        )
+        return changes
 
 
 UPLINK_PRESETS: dict[str, UplinkConfig] = {
@@ -336,7 +315,13 @@ UPLINK_PRESETS: dict[str, UplinkConfig] = {
 
 
 def uplink_config(scenario: str | UplinkConfig = "default", **overrides: Any) -> UplinkConfig:
-    """The named preset (or a given config) with ``overrides`` applied and validated."""
+    """The named preset (or a given config) with ``overrides`` applied and validated.
+
+    An override that is not an :class:`UplinkConfig` field raises ``TypeError``
+    (``uplink_config() got an unexpected keyword argument ...``, then the valid names);
+    a bad value raises ``ValueError``.
+    """
+    check_field_names(UplinkConfig, overrides, caller="uplink_config")
     if isinstance(scenario, UplinkConfig):
         base = scenario
     else:
