@@ -31,8 +31,8 @@ import statistics
 import time
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
+from bench_channel_power import env_steps_per_s  # a sibling script (benchmarks/ on the path)
 
 from qfl_gym.wireless.channel import UplinkChannel
 from qfl_gym.wireless.config import UPLINK_PRESETS, UplinkConfig
@@ -43,19 +43,6 @@ SCENARIOS: dict[str, UplinkConfig] = {
     "dense-mobile+2eve": UPLINK_PRESETS["dense-mobile"].replace(num_eavesdroppers=2),
 }
 CELLS = (1, 256)
-
-
-def cartpole_steps_per_s(steps: int = 20_000) -> float:
-    env = gym.make("CartPole-v1")
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    sample, step, reset = env.action_space.sample, env.step, env.reset
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = step(sample())
-        if terminated or truncated:
-            reset()
-    return steps / (time.perf_counter() - start)
 
 
 def _inputs(cfg: UplinkConfig, n: int, slots: int) -> dict[str, np.ndarray]:
@@ -125,7 +112,7 @@ def _measure(args: argparse.Namespace) -> dict[str, Any]:
     cartpole: list[float] = []
     times: dict[tuple[str, int, str], list[float]] = {}
     for _ in range(args.repeats):  # interleaved, so all see the same machine load
-        cartpole.append(cartpole_steps_per_s())
+        cartpole.append(env_steps_per_s("CartPole-v1", 20_000))
         for name, cfg in SCENARIOS.items():
             for n in CELLS:
                 slots = max(args.env_steps // n, 20)

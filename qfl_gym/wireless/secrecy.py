@@ -298,7 +298,44 @@ def _check_config(config: Any) -> UplinkConfig:
     return config
 
 
-class EavesdropperChannelBatch:
+class _AtCurrentGains:
+    """Evaluation of assignments at an eavesdropper channel's current ``gains``.
+
+    Shared by :class:`EavesdropperChannelBatch` (gains (n, E, K, N), assignments with
+    the cell axis) and :class:`EavesdropperChannel` (gains (E, K, N)).
+    """
+
+    config: UplinkConfig
+    noise_w: float
+    gains: np.ndarray
+
+    def sinr(self, channels: Any, power_w: Any) -> np.ndarray:
+        """SINR (..., E, K) of assignments ``channels`` (..., K) at powers ``power_w`` (W).
+
+        Leading axes as in :func:`eavesdropper_sinr`: the batch's cell axis, or a batch
+        of assignments for a single channel.
+        """
+        cfg = self.config
+        return eavesdropper_sinr(
+            self.gains,
+            channels,
+            power_w,
+            self.noise_w,
+            cfg.eavesdropper_decoding,
+            cfg.sic_residual,
+        )
+
+    def rates(self, channels: Any, power_w: Any) -> np.ndarray:
+        """Eavesdropper rates ``r^e_k`` (..., E, K), bit/s."""
+        return noma.rates_bps(self.sinr(channels, power_w), self.config.bandwidth_hz)
+
+    def _secrecy(
+        self, gains: np.ndarray, channels: Any, power_w: Any, rate_bps: Any
+    ) -> dict[str, Any]:
+        return secrecy_outcome(self.config, gains, channels, power_w, rate_bps, self.noise_w)
+
+
+class EavesdropperChannelBatch(_AtCurrentGains):
     """Channels from K devices to E passive eavesdroppers in ``n`` cells, slot by slot.
 
     Parameters
@@ -463,22 +500,6 @@ class EavesdropperChannelBatch:
         return self._set_gains()
 
     # ------------------------------------------------------------ evaluation
-    def sinr(self, channels: Any, power_w: Any) -> np.ndarray:
-        """SINR (n, E, K) of assignments ``channels`` (n, K) at powers ``power_w`` (W)."""
-        cfg = self.config
-        return eavesdropper_sinr(
-            self.gains,
-            channels,
-            power_w,
-            self.noise_w,
-            cfg.eavesdropper_decoding,
-            cfg.sic_residual,
-        )
-
-    def rates(self, channels: Any, power_w: Any) -> np.ndarray:
-        """Eavesdropper rates ``r^e_k`` (n, E, K), bit/s."""
-        return noma.rates_bps(self.sinr(channels, power_w), self.config.bandwidth_hz)
-
     def outcome(
         self, channels: np.ndarray, power_w: np.ndarray, rate_bps: np.ndarray
     ) -> dict[str, Any]:
@@ -496,16 +517,14 @@ class EavesdropperChannelBatch:
             ``secrecy_sum_rate_bps`` (n,), bit/s (:func:`secrecy_outcome`).
         """
         if self.num_envs == 1:  # one cell: the single-assignment path (the same values)
-            one = secrecy_outcome(
-                self.config,
+            one = self._secrecy(
                 self.gains[0],
                 np.asarray(channels)[0],
                 np.asarray(power_w)[0],
                 np.asarray(rate_bps)[0],
-                self.noise_w,
             )
             return {key: np.asarray(value)[None] for key, value in one.items()}
-        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
+        return self._secrecy(self.gains, channels, power_w, rate_bps)
 
     # -------------------------------------------------------------- internals
     def _device_positions(self, device_positions_m: Any) -> np.ndarray:
@@ -598,7 +617,7 @@ class EavesdropperChannelBatch:
             self._block[group] = model.fading_power(np.moveaxis(traj, 2, 3), los, fused=False)
 
 
-class EavesdropperChannel:
+class EavesdropperChannel(_AtCurrentGains):
     """Channels from K devices to E passive eavesdroppers of one cell, slot by slot.
 
     The ``n = 1`` case of :class:`EavesdropperChannelBatch` with one cell's shapes.
@@ -676,22 +695,6 @@ class EavesdropperChannel:
         return self.batch.shadowing_db[0]
 
     # ------------------------------------------------------------ evaluation
-    def sinr(self, channels: Any, power_w: Any) -> np.ndarray:
-        """SINR (..., E, K) of assignments ``channels`` (..., K) at powers ``power_w`` (W)."""
-        cfg = self.config
-        return eavesdropper_sinr(
-            self.gains,
-            channels,
-            power_w,
-            self.noise_w,
-            cfg.eavesdropper_decoding,
-            cfg.sic_residual,
-        )
-
-    def rates(self, channels: Any, power_w: Any) -> np.ndarray:
-        """Eavesdropper rates ``r^e_k`` (..., E, K), bit/s."""
-        return noma.rates_bps(self.sinr(channels, power_w), self.config.bandwidth_hz)
-
     def outcome(
         self, channels: np.ndarray, power_w: np.ndarray, rate_bps: np.ndarray
     ) -> dict[str, Any]:
@@ -704,7 +707,7 @@ class EavesdropperChannel:
             device), ``secrecy_rate_bps`` (K,, ``[r_k - r_k,eve]^+``) and
             ``secrecy_sum_rate_bps`` (float), bit/s.
         """
-        return secrecy_outcome(self.config, self.gains, channels, power_w, rate_bps, self.noise_w)
+        return self._secrecy(self.gains, channels, power_w, rate_bps)
 
 
 def secrecy_reward(
