@@ -60,6 +60,8 @@ operations over a leading cell axis; :class:`EavesdropperChannel` is its ``n = 1
 with one cell's shapes. The physics (path loss and shadowing to any receiver, Rician
 amplitudes, the LOS component, ``|h|^2``, the Gauss-Markov recursion) is
 :class:`~qfl_gym.wireless.channel.ChannelModel`'s, shared with the legitimate channel.
+Loops over cells remain only to draw from each cell's generator; the arithmetic runs
+over groups of cells sized to stay in cache (the result does not depend on the grouping).
 
 Randomness
 ----------
