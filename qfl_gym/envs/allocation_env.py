@@ -29,7 +29,26 @@ def check_render_mode(env_class: type, render_mode: str | None) -> str | None:
     return render_mode
 
 
-class AllocationEnv(gym.Env):
+class AllocationHooks:
+    """The hooks every allocation environment implements, single or vector.
+
+    Called by the base ``__init__`` in this order, each once.
+    """
+
+    def _build(self) -> None:
+        """Build the system the environment wraps (``self.config`` is set)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _build")
+
+    def _make_layout(self) -> ObservationLayout:
+        """The (single) observation layout; called after :meth:`_build`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _make_layout")
+
+    def _make_constants(self) -> ProblemConstants:
+        """The constants of ``info["problem"]``; called after :meth:`_build`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _make_constants")
+
+
+class AllocationEnv(AllocationHooks, gym.Env):
     """A ``gym.Env`` whose action assigns each device a sub-channel and a power level.
 
     ``__init__(config, render_mode)`` checks ``render_mode``, keeps the uplink
@@ -54,19 +73,6 @@ class AllocationEnv(gym.Env):
         self.observation_space = self.observation_layout.space()
         self._constants: ProblemConstants = self._make_constants()
         self._problem: AllocationProblem | None = None
-
-    # ----------------------------------------------------------------- hooks
-    def _build(self) -> None:
-        """Build the system the environment wraps (``self.config`` is set)."""
-        raise NotImplementedError
-
-    def _make_layout(self) -> ObservationLayout:
-        """The observation layout (called after :meth:`_build`)."""
-        raise NotImplementedError
-
-    def _make_constants(self) -> ProblemConstants:
-        """The constants of ``info["problem"]`` (called after :meth:`_build`)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------- API
     def decode_action(self, action: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
@@ -113,11 +112,6 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
     * v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "autoreset_mode": AutoresetMode.NEXT_STEP,
-        "render_modes": [],
-    }
-
     def __init__(
         self,
         num_envs: int = 1,
@@ -159,36 +153,16 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         return objective_constants(self.config.objective, self.config)
 
     # ------------------------------------------------------------------ API
-    def reset(
-        self,
-        *,
-        seed: int | Sequence[int | None] | None = None,
-        options: dict[str, Any] | None = None,
+    def _reset_selected(
+        self, idx: np.ndarray, masked: bool
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset all sub-environments (or those of ``options["reset_mask"]``).
-
-        Parameters
-        ----------
-        seed : int, sequence of int or None, optional
-            ``s`` seeds sub-environment ``i`` with ``s + i``; a sequence gives one seed
-            (or None) per sub-environment; None keeps the current generators.
-        options : dict, optional
-            ``{"reset_mask": mask}`` (bool array of shape (n,)) resets only the
-            sub-environments where ``mask`` is True; other keys are ignored.
-
-        Returns
-        -------
-        observations : ndarray, shape (n, K*N + K + 1)
-        info : dict
-            ``problem`` (with ``_problem``) if ``include_problem``, else empty.
-        """
-        idx, masked = self._rows_to_reset(seed, options)
+        """Reset sub-environments ``idx``; info: ``problem`` (if ``include_problem``) and
+        ``eavesdropper_gains`` (with eavesdroppers), with masks."""
         gains = self._reset_rows(idx, whole=not masked)
         if self._any_autoreset:
             self._autoreset = self._autoreset.copy()
             self._autoreset[idx] = False
             self._any_autoreset = bool(self._autoreset.any())
-        self._needs_reset = False
         info: dict[str, Any] = {}
         if self.include_problem:
             self._add_problems(info, gains, idx if masked else None)

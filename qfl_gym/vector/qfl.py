@@ -14,8 +14,7 @@ Imports torch at module import (the learning task), as :mod:`qfl_gym.envs.qfl`;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
@@ -134,11 +133,6 @@ class QFLVectorEnv(UplinkVectorEnv):
     * v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
-        "autoreset_mode": AutoresetMode.NEXT_STEP,
-        "render_modes": [],
-    }
-
     def __init__(
         self,
         num_envs: int = 1,
@@ -173,33 +167,12 @@ class QFLVectorEnv(UplinkVectorEnv):
         return self.rounds.constants
 
     # ------------------------------------------------------------------ API
-    def reset(
-        self,
-        *,
-        seed: int | Sequence[int | None] | None = None,
-        options: dict[str, Any] | None = None,
+    def _reset_selected(
+        self, idx: np.ndarray, masked: bool
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset all sub-environments (or those of ``options["reset_mask"]``).
-
-        Parameters
-        ----------
-        seed : int, sequence of int or None, optional
-            ``s`` seeds sub-environment ``i`` with ``s + i``; a sequence gives one seed
-            (or None) per sub-environment; None keeps the current generators.
-        options : dict, optional
-            ``{"reset_mask": mask}`` (bool array of shape (n,)) resets only the
-            sub-environments where ``mask`` is True; other keys are ignored.
-
-        Returns
-        -------
-        observations : ndarray, shape (n, K*N + 3K + 2)
-        info : dict
-            The reset sub-environments' QFL-v0 reset ``info``, batched with masks.
-        """
-        idx, _ = self._rows_to_reset(seed, options)
+        """Reset sub-environments ``idx``; info: their QFL-v0 reset ``info``, batched."""
         info = self._reset_envs(idx, whole=len(idx) == self.num_envs, info={})
         self._autoreset[idx] = False
-        self._needs_reset = False
         return self._observe(), info
 
     def step(

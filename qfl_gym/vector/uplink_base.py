@@ -7,7 +7,8 @@ subclasses own the physics of a step and their observations.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -15,6 +16,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from qfl_gym.envs.action import ActionCodec
+from qfl_gym.envs.allocation_env import AllocationHooks
 from qfl_gym.envs.observation import ObservationLayout
 from qfl_gym.validation import check_int
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
@@ -22,7 +24,7 @@ from qfl_gym.wireless.config import UplinkConfig
 from qfl_gym.wireless.problem import ProblemConstants
 
 
-class UplinkVectorEnv(VectorEnv):
+class UplinkVectorEnv(AllocationHooks, VectorEnv):
     """Base of the batched uplink vector envs.
 
     ``__init__(num_envs, config, render_mode, autoreset_mode)`` checks the arguments,
@@ -38,6 +40,10 @@ class UplinkVectorEnv(VectorEnv):
     """
 
     channel: UplinkChannelBatch
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": [],
+    }
 
     def __init__(
         self,
@@ -64,17 +70,38 @@ class UplinkVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, n)
         self._constants: ProblemConstants = self._make_constants()
 
-    # ----------------------------------------------------------------- hooks
-    def _build(self) -> None:
-        """Build the batched system (``self.config`` and ``num_envs`` are set)."""
-        raise NotImplementedError
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset all sub-environments (or those of ``options["reset_mask"]``).
 
-    def _make_layout(self) -> ObservationLayout:
-        """The single observation's layout (called after :meth:`_build`)."""
-        raise NotImplementedError
+        Parameters
+        ----------
+        seed : int, sequence of int or None, optional
+            ``s`` seeds sub-environment ``i`` with ``s + i``; a sequence gives one seed
+            (or None) per sub-environment; None keeps the current generators.
+        options : dict, optional
+            ``{"reset_mask": mask}`` (bool array of shape (n,)) resets only the
+            sub-environments where ``mask`` is True; other keys are ignored.
 
-    def _make_constants(self) -> ProblemConstants:
-        """The constants of every sub-environment's problem (after :meth:`_build`)."""
+        Returns
+        -------
+        observations : ndarray, shape (n, observation_layout.size)
+        info : dict
+            The reset sub-environments' reset ``info``, batched with masks (see the
+            class docstring).
+        """
+        idx, masked = self._rows_to_reset(seed, options)
+        obs, info = self._reset_selected(idx, masked)
+        self._needs_reset = False
+        return obs, info
+
+    def _reset_selected(self, idx: np.ndarray, masked: bool) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset sub-environments ``idx`` (their generators are ready; ``masked``: a
+        ``reset_mask`` chose them); return all observations and the reset ``info``."""
         raise NotImplementedError
 
     def _init_modes(self, render_mode: Any, autoreset_mode: Any) -> None:
