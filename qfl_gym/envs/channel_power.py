@@ -63,11 +63,18 @@ class ChannelPowerEnv(AllocationEnv):
 
     ## Rewards
 
-    Sum rate of the step in Mbit/s, minus ``energy_weight`` per joule transmitted and
-    ``outage_penalty`` per device below ``min_rate_bps`` (both 0 by default). The
-    reward of any assignment is ``info["problem"].reward(channels, levels)``. With
-    ``secrecy_reward=True`` (preset ``secrecy``) the secrecy sum rate
-    ``sum_k [r_k - r_k,eve]^+`` replaces the sum rate (same penalties).
+    The allocation objective of the step (``objective``, default ``"sum-rate"``): the
+    sum rate in Mbit/s, minus ``energy_weight`` per joule transmitted and
+    ``outage_penalty`` per device below ``min_rate_bps`` (both 0 by default).
+    ``objective="deliveries"`` rewards the expected number of updates of
+    ``update_bits`` delivered within the slot (plus 0.01 x the sum rate),
+    ``"round-time"`` the slowest device's rate, ``"min-rate"`` the sum rate minus a
+    penalty per Mbit/s a device falls short of ``min_rate_bps``
+    (:mod:`qfl_gym.wireless.problem`). The reward of any assignment is
+    ``info["problem"].reward(channels, levels)``: environments and optimizer agents
+    share this one definition. With ``secrecy_reward=True`` (preset ``secrecy``) the
+    secrecy sum rate ``sum_k [r_k - r_k,eve]^+`` replaces the sum rate (same
+    penalties).
 
     ## Starting State
 
@@ -110,7 +117,8 @@ class ChannelPowerEnv(AllocationEnv):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release; ``objective`` option added later (default unchanged, same
+      trajectories).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 10}

@@ -58,6 +58,16 @@ class QFLEnv(AllocationEnv):
        counts; nothing delivered: the model stays) and evaluates the global model on
        the held-out test set.
 
+    That is the default participation model, ``participation="deadline"`` (a round
+    lasts the round period ``slot_s``). With ``participation="full"`` (preset
+    ``case-study-full``, the reference study's setting) every device's update is
+    aggregated: a device re-sends after each packet error (a geometric number of
+    transmissions), its upload takes ``tau_k = N_k update_bits / r_k``, and the round
+    lasts ``local_compute_s + max_k tau_k``, capped at ``max_round_s`` (an upload not
+    finished by then is dropped). The allocation then decides how long rounds take,
+    and agents are compared on accuracy versus (simulated) time. The round itself is
+    :class:`~qfl_gym.envs.federated_round.FederatedRounds`, shared with the vector env.
+
     The channel then fades to the next round (Gauss-Markov with Jakes' correlation over
     the round period ``slot_s``).
 
@@ -87,7 +97,14 @@ class QFLEnv(AllocationEnv):
     ``K*N+2K+1 .. K*N+3K``          rounds since each device's update last arrived,
                                     ``/ rounds``, in [0, 1] (0 after reset)
     ``K*N+3K+1``                    elapsed fraction of the episode, ``t / rounds``
+    ``K*N+3K+2``                    full participation only: simulated time elapsed
+                                    ``/ (rounds (local_compute_s + max_round_s))``,
+                                    in [0, 1]
     ==============================  ===================================================
+
+    The layout is ``env.unwrapped.observation_layout``
+    (:class:`~qfl_gym.envs.observation.ObservationLayout`: named segments, per-device
+    features for equivariant policies).
 
     Loss features are capped at 16 (a loss of ``16 ln C``; no preset gets near it).
 
@@ -97,7 +114,8 @@ class QFLEnv(AllocationEnv):
     ``L_{t-1} - L_t`` (nats; positive when the model improves), so an episode's return
     is ``L_0 - L_R``. ``"accuracy"``: ``A_t - A_{t-1}``. ``"sum-rate"``: the round's sum
     rate in Mbit/s; ``secrecy-sum-rate``: the secrecy sum rate in Mbit/s (needs
-    eavesdroppers). Every mode subtracts ``energy_cost * sum_k E_k`` with the round's
+    eavesdroppers); ``"loss-rate"``: the loss decrease per second of the round,
+    ``(L_{t-1} - L_t) / round_time_s`` (nats/s; for full participation). Every mode subtracts ``energy_cost * sum_k E_k`` with the round's
     transmit energy ``E_k = p_k min(latency_k, deadline_s)`` (J; ``energy_cost`` 0 by
     default).
 
@@ -122,7 +140,9 @@ class QFLEnv(AllocationEnv):
     After a step also: ``rate_bps`` (K,), ``sinr_db`` (K,), ``sum_rate_bps``,
     ``energy_j`` (K,; ``p_k min(latency_k, deadline_s)``), ``outage`` (K,; rate below
     ``min_rate_bps``), ``delivered`` (K,) bool, ``latency_s`` (K,; upload time,
-    ``inf`` at rate 0), ``packet_error_prob`` (K,), ``num_delivered``.
+    ``inf`` at rate 0; full participation: including retransmissions),
+    ``packet_error_prob`` (K,), ``num_delivered``, ``round_time_s`` (this round's
+    duration, s) and ``wall_time_s`` (simulated time since reset, s; also at reset).
 
     Security options add keys (absent when the option is off):
 
@@ -169,7 +189,8 @@ class QFLEnv(AllocationEnv):
 
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release; ``participation``, ``round_time_s`` / ``wall_time_s`` and the
+      ``loss-rate`` reward added later (defaults unchanged, same trajectories).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}

@@ -107,9 +107,15 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
     2 on an otherwise idle 2-core machine at hundreds of envs; results do not depend on
     it). ``render_mode`` must be None.
 
+    ## Eavesdroppers
+
+    With eavesdroppers (preset ``secrecy``) every sub-environment's eavesdropper
+    channels are one :class:`~qfl_gym.wireless.secrecy.EavesdropperChannelBatch`; the
+    ``info`` keys and the ``secrecy_reward`` are the single env's.
+
     ## Version History
 
-    * v0: initial release.
+    * v0: initial release; eavesdroppers supported later.
     """
 
     def __init__(

@@ -51,10 +51,10 @@ class QFLVectorEnv(UplinkVectorEnv):
 
     1. uplink, batched over the environments: the fading of all cells
        (:class:`~qfl_gym.wireless.channel_batch.UplinkChannelBatch`), SIC SINRs and
-       rates, upload latencies, packet error probabilities and energies; the delivery
-       draws use each sub-environment's own generator (a loop of ``n`` tiny draws), as
-       do the eavesdroppers' channels (one
-       :class:`~qfl_gym.wireless.secrecy.EavesdropperChannel` per sub-environment);
+       rates, upload latencies, packet error probabilities and energies, and the
+       eavesdroppers' channels and secrecy rates
+       (:class:`~qfl_gym.wireless.secrecy.EavesdropperChannelBatch`); the delivery draws
+       use each sub-environment's own generator (a loop of ``n`` tiny draws);
     2. local training of all ``n x K`` devices as one ``(n K, P)`` batch: one
        forward/backward pass of the simulator per minibatch step for every
        sub-environment (:class:`~qfl_gym.learning.training.StackedTrainer`), the
@@ -127,6 +127,9 @@ class QFLVectorEnv(UplinkVectorEnv):
     :class:`~qfl_gym.envs.qfl_scenario.QFLScenario`, and flat field overrides),
     ``autoreset_mode`` (``AutoresetMode`` or its value string). ``render_mode`` must
     be None (the single env renders ``ansi`` / ``rgb_array``).
+
+    The round is :class:`~qfl_gym.envs.federated_round.FederatedRounds`, the same code
+    that runs the single env (as its one-cell case).
 
     ## Version History
 
