@@ -115,7 +115,8 @@ class QFLEnv(AllocationEnv):
     is ``L_0 - L_R``. ``"accuracy"``: ``A_t - A_{t-1}``. ``"sum-rate"``: the round's sum
     rate in Mbit/s; ``secrecy-sum-rate``: the secrecy sum rate in Mbit/s (needs
     eavesdroppers); ``"loss-rate"``: the loss decrease per second of the round,
-    ``(L_{t-1} - L_t) / round_time_s`` (nats/s; for full participation). Every mode subtracts ``energy_cost * sum_k E_k`` with the round's
+    ``(L_{t-1} - L_t) / round_time_s`` (nats/s; for full participation). Every mode
+    subtracts ``energy_cost * sum_k E_k`` with the round's
     transmit energy ``E_k = p_k min(latency_k, deadline_s)`` (J; ``energy_cost`` 0 by
     default).
 
