@@ -69,3 +69,13 @@ def test_sb3_errors_are_clear(saved_models):
         agents.make("sb3", bigger, path=path / "ppo.zip")
     with pytest.raises(ValueError, match="observation space"):  # a CartPole DQN
         agents.make("sb3", env, path=path / "dqn.zip")
+
+
+def test_device_policy_agent_refuses_a_zip_without_a_device_policy(saved_models):
+    path, _ = saved_models
+    assert "device-policy" in agents.available()
+    env = gym.make("qfl_gym/ChannelPower-v0", scenario="small")
+    with pytest.raises(ValueError, match="does not hold a DevicePolicy"):
+        agents.make("device-policy", env, path=path / "ppo.zip")  # an MlpPolicy zip
+    with pytest.raises(ValueError, match="not a stable-baselines3 model zip"):
+        agents.make("device-policy", env, path=path / "corrupt.zip")
