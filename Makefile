@@ -8,6 +8,7 @@ BIN         := $(VENV)/bin
 RUN_EXTRAS  := dev
 TEST_EXTRAS := dev,multiagent,rllib,docs
 DOCS_EXTRAS := docs
+PYTEST_ARGS ?= -n 2 -q
 # Material for MkDocs prints a multi-line notice on every build otherwise
 export NO_MKDOCS_2_WARNING := 1
 
@@ -44,7 +45,7 @@ test: $(VENV)/.installed-$(TEST_EXTRAS)
 	$(BIN)/ruff check . || fail="$$fail ruff-check"; \
 	$(BIN)/ruff format --check . || fail="$$fail ruff-format"; \
 	$(BIN)/mkdocs build --strict --quiet || fail="$$fail docs"; \
-	$(BIN)/python -m pytest -n 2 -q; rc=$$?; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; fail="$$fail pytest"; \
 	elif [ $$rc -ne 0 ]; then fail="$$fail pytest"; fi; \
 	if [ -n "$$fail" ]; then echo "make test failed:$$fail"; exit 1; fi
