@@ -117,7 +117,7 @@ def test_bad_actions_and_arguments_raise():
         env.step({**full, "device_2": np.array([2, 0])})
     with pytest.raises(ValueError, match="unknown reward"):
         DeviceParallelEnv(ENV_ID, reward="selfish")
-    with pytest.raises(ValueError, match="only accepted with an env id"):
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'scenario'.*only accepted"):
         DeviceParallelEnv(gym.make(ENV_ID), scenario="small")
     with pytest.raises(ValueError, match="qfl_gym environment"):
         DeviceParallelEnv(gym.make("CartPole-v1"))

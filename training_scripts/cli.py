@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from qfl_gym.config_fields import UnexpectedKeywordError
 from training_scripts.case_study import DEFAULT_AGENTS
 
 app = typer.Typer(
@@ -44,7 +45,13 @@ def clean_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        except (
+            ValueError,
+            UnexpectedKeywordError,  # an unknown --set name
+            FileNotFoundError,
+            PermissionError,
+            IsADirectoryError,
+        ) as exc:
             fail(str(exc))
 
     return wrapper

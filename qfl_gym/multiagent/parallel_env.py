@@ -16,6 +16,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
         "qfl_gym.multiagent needs PettingZoo: pip install 'qfl-gym[multiagent]'"
     ) from err
 
+from qfl_gym.config_fields import UnexpectedKeywordError, unexpected_keyword_message
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import (
     RATE_FEATURE_BOUND,
@@ -132,9 +133,12 @@ class DeviceParallelEnv(ParallelEnv):
 
             env = gym.make(env, render_mode=render_mode, **env_kwargs)
         elif env_kwargs:
-            raise ValueError(
-                f"env_kwargs {sorted(env_kwargs)} are only accepted with an env id, "
-                "not with an environment instance"
+            raise UnexpectedKeywordError(
+                unexpected_keyword_message(
+                    "DeviceParallelEnv.__init__", list(env_kwargs), ("reward", "render_mode")
+                )
+                + " (scenario keywords are only accepted with an env id, not with an "
+                "environment instance)"
             )
         codec = getattr(env.unwrapped, "codec", None)
         if not isinstance(codec, ActionCodec):
