@@ -237,12 +237,12 @@ class FederatedLearner:
     @property
     def sample_counts(self) -> np.ndarray:
         """Training samples per device ``n_k`` (K,), the FedAvg weights."""
-        self._check_reset()
+        self.check_reset()
         return self.partition.counts
 
     def local_train(self) -> tuple[torch.Tensor, np.ndarray]:
         """Every device's local training from the global model: ``(K, P)``, loss (K,)."""
-        self._check_reset()
+        self.check_reset()
         with torch_threads(self.config.torch_threads):
             return self.trainer.train(self.global_params, self._rng)
 
@@ -253,7 +253,7 @@ class FederatedLearner:
         noised locally), then the rule (or central DP's noisy mean) aggregates the
         delivered rows and the round is charged to the privacy accountant.
         """
-        self._check_reset()
+        self.check_reset()
         local = local_params.detach().to(torch.float64).numpy()
         delivered = np.asarray(delivered)
         if self.quantum_noise.qubit_budget is not None:  # too few qubits: no update
@@ -303,7 +303,7 @@ class FederatedLearner:
 
     def evaluate(self) -> tuple[float, float]:
         """Test loss (nats) and accuracy of the global model."""
-        self._check_reset()
+        self.check_reset()
         with torch_threads(self.config.torch_threads):
             return evaluate(
                 self.model,
@@ -316,12 +316,13 @@ class FederatedLearner:
 
     def run_round(self, delivered: np.ndarray) -> RoundResult:
         """One round: broadcast, local training, aggregation of ``delivered`` (K,), test."""
-        delivered = self._check_delivered(delivered)
+        delivered = self.check_delivered(delivered)
         local_params, local_loss = self.local_train()
         self.aggregate(local_params, delivered)
-        return self._close_round(local_loss, delivered, *self.evaluate())
+        return self.close_round(local_loss, delivered, *self.evaluate())
 
-    def _check_delivered(self, delivered: Any) -> np.ndarray:
+    def check_delivered(self, delivered: Any) -> np.ndarray:
+        """``delivered`` as a (K,) bool array, or ``ValueError`` saying what was expected."""
         delivered = np.asarray(delivered)
         if delivered.shape != (self.num_devices,) or delivered.dtype != np.bool_:
             raise ValueError(
@@ -330,7 +331,7 @@ class FederatedLearner:
             )
         return delivered
 
-    def _close_round(
+    def close_round(
         self, local_loss: np.ndarray, delivered: np.ndarray, loss: float, acc: float
     ) -> RoundResult:
         """Count the round (its model aggregated and evaluated) and report it."""
@@ -339,9 +340,25 @@ class FederatedLearner:
             delivered = delivered & self.capable
         return RoundResult(delivered.copy(), local_loss, loss, acc)
 
-    def _check_reset(self) -> None:
+    def check_reset(self) -> None:
+        """``RuntimeError`` unless :meth:`reset` has run."""
         if self.trainer is None:
             raise RuntimeError("call FederatedLearner.reset(rng) first")
+
+    @property
+    def rng(self) -> np.random.Generator | None:
+        """The generator of the minibatch draws (set by :meth:`reset`)."""
+        return self._rng
+
+    @property
+    def test_inputs(self) -> torch.Tensor:
+        """The encoded test inputs of the global model's evaluation."""
+        return self._test_inputs
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        """The test labels, (T,) int."""
+        return self._test_labels
 
 
 class LearnerBatch:
@@ -391,22 +408,22 @@ class LearnerBatch:
             # nothing to stack, or finite-shot gradients: each learner its own draws
             return [learner.run_round(d) for learner, d in zip(learners, delivered, strict=True)]
         masks = [
-            learner._check_delivered(d) for learner, d in zip(learners, delivered, strict=True)
+            learner.check_delivered(d) for learner, d in zip(learners, delivered, strict=True)
         ]
         for learner in learners:
-            learner._check_reset()
+            learner.check_reset()
         config = learners[0].config
         with torch_threads(config.torch_threads):
             stacked = self._stack([learner.trainer for learner in learners])
             trained = stacked.train(
                 [learner.global_params for learner in learners],
-                [learner._rng for learner in learners],
+                [learner.rng for learner in learners],
             )
             for learner, (params, _), mask in zip(learners, trained, masks, strict=True):
                 learner.aggregate(params, mask)
             metrics = self._evaluate(learners)
             return [
-                learner._close_round(loss, mask, *metric)
+                learner.close_round(loss, mask, *metric)
                 for learner, (_, loss), mask, metric in zip(
                     learners, trained, masks, metrics, strict=True
                 )
@@ -414,7 +431,7 @@ class LearnerBatch:
 
     def _evaluate(self, learners: Sequence[FederatedLearner]) -> list[tuple[float, float]]:
         """Test loss and accuracy of every learner's global model."""
-        inputs = tuple(learner._test_inputs for learner in learners)
+        inputs = tuple(learner.test_inputs for learner in learners)
         if learners[0].quantum_noise.shots is not None or len({x.shape for x in inputs}) != 1:
             return [learner.evaluate() for learner in learners]
         cached = self._tests
@@ -423,7 +440,7 @@ class LearnerBatch:
             or len(cached[0]) != len(inputs)
             or any(a is not b for a, b in zip(cached[0], inputs, strict=True))
         ):
-            labels = torch.stack([learner._test_labels for learner in learners])
+            labels = torch.stack([learner.test_labels for learner in learners])
             cached = self._tests = (inputs, torch.stack(inputs), labels)
         params = torch.stack([learner.global_params for learner in learners])
         loss, acc = evaluate_stacked(learners[0].model, params, cached[1], cached[2])
