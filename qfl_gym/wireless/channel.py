@@ -367,7 +367,6 @@ class UplinkChannel:
         self.model = model = ChannelModel(config)
         self._shape = model.shape
         self._feature_fn = features
-        self._rho = model.rho
         self._block_len = self._pos = 0
         self._slot = 0
         self.gains = np.zeros(self._shape)
