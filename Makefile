@@ -6,7 +6,7 @@ PY          ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
 RUN_EXTRAS  := dev
-TEST_EXTRAS := dev,multiagent,rllib,docs
+TEST_EXTRAS := dev,multiagent,rllib,docs,interop
 DOCS_EXTRAS := docs
 PYTEST_ARGS ?= -n 2 -q
 # Material for MkDocs prints a multi-line notice on every build otherwise
