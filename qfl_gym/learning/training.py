@@ -108,32 +108,74 @@ class _RowTraining:
     """The minibatch loop over a ``(rows, P)`` parameter tensor, one row per device.
 
     Shared by :class:`LocalTrainer` (the K devices of one task) and
-    :class:`StackedTrainer` (the devices of several tasks). Subclasses set
-    ``model``, ``inputs``, ``labels``, ``counts`` (R,), ``num_devices`` (R),
-    ``local_epochs``, ``batch_size``, ``steps_per_epoch``, ``optimizer``,
-    ``learning_rate``, the per-step tensors ``_weight`` (S, R, B), ``_inv_count``
-    (S, R), ``_active`` (S, R, 1) and ``_device_of_sample`` (M,).
+    :class:`StackedTrainer` (the devices of several tasks), which pass everything the
+    loop needs to this ``__init__``.
+
+    Parameters
+    ----------
+    model : VQCModel
+        The simulator.
+    inputs, labels : torch.Tensor, shape (M, ...) and (M,)
+        Encoded training inputs and class indices of every row's samples.
+    counts : ndarray of int, shape (R,)
+        Samples of each row (device).
+    local_epochs, batch_size, steps_per_epoch : int
+        E, B and minibatch steps per epoch S.
+    optimizer : {"adam", "sgd"}
+    learning_rate : float
+    weight : torch.Tensor, shape (S, R, B)
+        1 for a real minibatch slot, 0 for padding.
+    inv_count : torch.Tensor, shape (S, R)
+        1 / (real samples of row r at step s), 1 where none.
+    active : torch.Tensor, shape (S, R, 1)
+        1 where row r trains at step s.
+    device_of_sample : torch.Tensor of int64, shape (M,)
+        The row of every sample.
+    step_rows : list of (torch.Tensor or None), optional
+        Per step, the rows to simulate (None: all).
+    train_shots : int, optional
+        Measurements per expectation of finite-shot gradients (None: exact).
+    shot_rng : numpy.random.Generator, optional
+        The generator of those measurements.
     """
 
-    model: VQCModel
-    inputs: torch.Tensor
-    labels: torch.Tensor
-    counts: np.ndarray
-    num_devices: int
-    local_epochs: int
-    batch_size: int
-    steps_per_epoch: int
-    optimizer: str
-    learning_rate: float
-    _weight: torch.Tensor
-    _inv_count: torch.Tensor
-    _active: torch.Tensor
-    _device_of_sample: torch.Tensor
-    #: per step, the rows to simulate (None: all); inactive rows have zero gradient
-    _step_rows: list[torch.Tensor | None] | None = None
-    #: measurements per expectation of finite-shot gradients (None: exact gradients)
-    train_shots: int | None = None
-    shot_rng: np.random.Generator | None = None
+    def __init__(
+        self,
+        *,
+        model: VQCModel,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        counts: np.ndarray,
+        local_epochs: int,
+        batch_size: int,
+        steps_per_epoch: int,
+        optimizer: str,
+        learning_rate: float,
+        weight: torch.Tensor,
+        inv_count: torch.Tensor,
+        active: torch.Tensor,
+        device_of_sample: torch.Tensor,
+        step_rows: list[torch.Tensor | None] | None = None,
+        train_shots: int | None = None,
+        shot_rng: np.random.Generator | None = None,
+    ) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.labels = labels
+        self.counts = counts
+        self.num_devices = int(counts.size)
+        self.local_epochs = int(local_epochs)
+        self.batch_size = int(batch_size)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.optimizer = optimizer
+        self.learning_rate = float(learning_rate)
+        self._weight = weight
+        self._inv_count = inv_count
+        self._active = active
+        self._device_of_sample = device_of_sample
+        self._step_rows = step_rows
+        self.train_shots = train_shots
+        self.shot_rng = shot_rng
 
     @property
     def samples_per_round(self) -> int:
@@ -320,19 +362,10 @@ class LocalTrainer(_RowTraining):
             raise ValueError(
                 f"unknown optimizer {optimizer!r}; valid: {', '.join(map(repr, OPTIMIZER_CLASSES))}"
             )
-        self.model = model
-        self.inputs = inputs
-        self.labels = labels
-        self.counts = counts
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.local_epochs = int(local_epochs)
-        self.batch_size = int(min(batch_size, counts.max()))
-        self.optimizer = optimizer
-        self.learning_rate = float(learning_rate)
         if train_shots is not None:
             from qfl_gym.validation import check_int
 
-            self.train_shots = check_int("train_shots", train_shots, low=1)
+            train_shots = check_int("train_shots", train_shots, low=1)
             if not isinstance(shot_rng, np.random.Generator):
                 raise ValueError("train_shots need a numpy Generator shot_rng for the draws")
             if not hasattr(model, "probabilities"):
@@ -340,21 +373,33 @@ class LocalTrainer(_RowTraining):
                     f"train_shots need a simulator with outcome probabilities; "
                     f"{type(model).__name__} has none"
                 )
-            self.shot_rng = shot_rng
+        self.offsets = np.asarray(offsets, dtype=np.int64)
         K = counts.size
-        self.num_devices = K
-        self.steps_per_epoch = int(-(-counts.max() // self.batch_size))
-        width = self.steps_per_epoch * self.batch_size
-        pos = np.arange(width)[None, :]
+        batch = int(min(batch_size, counts.max()))
+        steps = int(-(-counts.max() // batch))
+        pos = np.arange(steps * batch)[None, :]
         self._valid = pos < counts[:, None]  # (K, S*B)
         self._beyond = ~self._valid[:, : counts.max()]
         dtype = model.dtype
-        weight = self._valid.reshape(K, self.steps_per_epoch, self.batch_size).transpose(1, 0, 2)
-        self._weight = torch.as_tensor(np.ascontiguousarray(weight), dtype=dtype)  # (S, K, B)
+        weight = self._valid.reshape(K, steps, batch).transpose(1, 0, 2)
         cnt = weight.sum(axis=2)  # (S, K)
-        self._inv_count = torch.as_tensor(1.0 / np.maximum(cnt, 1), dtype=dtype)
-        self._active = torch.as_tensor((cnt > 0)[..., None], dtype=dtype)  # (S, K, 1)
-        self._device_of_sample = torch.as_tensor(np.repeat(np.arange(K), counts))
+        super().__init__(
+            model=model,
+            inputs=inputs,
+            labels=labels,
+            counts=counts,
+            local_epochs=local_epochs,
+            batch_size=batch,
+            steps_per_epoch=steps,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            weight=torch.as_tensor(np.ascontiguousarray(weight), dtype=dtype),  # (S, K, B)
+            inv_count=torch.as_tensor(1.0 / np.maximum(cnt, 1), dtype=dtype),
+            active=torch.as_tensor((cnt > 0)[..., None], dtype=dtype),  # (S, K, 1)
+            device_of_sample=torch.as_tensor(np.repeat(np.arange(K), counts)),
+            train_shots=train_shots,
+            shot_rng=shot_rng if train_shots is not None else None,
+        )
 
     def _epoch_indices(self, rng: np.random.Generator) -> torch.Tensor:
         """Minibatch sample indices ``(S, K, B)`` of one epoch (padding -> shard start)."""
@@ -440,41 +485,45 @@ class StackedTrainer(_RowTraining):
                         "trainers of the same task settings can be stacked"
                     )
         self.parts = parts
-        self.model = first.model
-        self.local_epochs = first.local_epochs
-        self.optimizer = first.optimizer
-        self.learning_rate = first.learning_rate
-        self.inputs = torch.cat([t.inputs for t in parts])
-        self.labels = torch.cat([t.labels for t in parts])
         sizes = [int(t.inputs.shape[0]) for t in parts]
         #: first input row of each task in :attr:`inputs`
         self.input_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.counts = np.concatenate([t.counts for t in parts])
-        self.num_devices = int(self.counts.size)
+        counts = np.concatenate([t.counts for t in parts])
         rows = np.concatenate([[0], np.cumsum([t.num_devices for t in parts])])
         #: device rows of each task in the stacked parameters
         self.rows = [slice(int(a), int(b)) for a, b in itertools.pairwise(rows.tolist())]
-        self.batch_size = max(t.batch_size for t in parts)
-        self.steps_per_epoch = max(t.steps_per_epoch for t in parts)
-        S, R, B = self.steps_per_epoch, self.num_devices, self.batch_size
-        dtype = self.model.dtype
-        self._weight = torch.zeros((S, R, B), dtype=dtype)
-        self._inv_count = torch.ones((S, R), dtype=dtype)
-        self._active = torch.zeros((S, R, 1), dtype=dtype)
+        S = max(t.steps_per_epoch for t in parts)
+        R, B = int(counts.size), max(t.batch_size for t in parts)
+        dtype = first.model.dtype
+        weight = torch.zeros((S, R, B), dtype=dtype)
+        inv_count = torch.ones((S, R), dtype=dtype)
+        active = torch.zeros((S, R, 1), dtype=dtype)
         for t, sl in zip(parts, self.rows, strict=True):
             s, b = t.steps_per_epoch, t.batch_size
-            self._weight[:s, sl, :b] = t._weight
-            self._inv_count[:s, sl] = t._inv_count
-            self._active[:s, sl] = t._active
-        self._device_of_sample = torch.cat(
-            [t._device_of_sample + sl.start for t, sl in zip(parts, self.rows, strict=True)]
-        )
+            weight[:s, sl, :b] = t._weight
+            inv_count[:s, sl] = t._inv_count
+            active[:s, sl] = t._active
         # shards differ in size, so late steps have few active devices: simulate those
         # only (the stack's step count is the largest shard's, padding the others)
         min_rows = min(t.num_devices for t in parts)
-        self._step_rows = [
-            self._simulated_rows(a > 0, min_rows) for a in self._active[..., 0].unbind(0)
-        ]
+        super().__init__(
+            model=first.model,
+            inputs=torch.cat([t.inputs for t in parts]),
+            labels=torch.cat([t.labels for t in parts]),
+            counts=counts,
+            local_epochs=first.local_epochs,
+            batch_size=B,
+            steps_per_epoch=S,
+            optimizer=first.optimizer,
+            learning_rate=first.learning_rate,
+            weight=weight,
+            inv_count=inv_count,
+            active=active,
+            device_of_sample=torch.cat(
+                [t._device_of_sample + sl.start for t, sl in zip(parts, self.rows, strict=True)]
+            ),
+            step_rows=[self._simulated_rows(a > 0, min_rows) for a in active[..., 0].unbind(0)],
+        )
 
     @staticmethod
     def _simulated_rows(active: torch.Tensor, min_rows: int) -> torch.Tensor | None:
