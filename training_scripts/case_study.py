@@ -15,11 +15,13 @@ each participation model:
   deadline (and without packet error) are aggregated; the allocation sets who is heard.
 
 Agents: QAOA (BCD), SCA, local search, greedy, random, exhaustive search where the
-space is small enough, and a PPO policy (trained in the run, reused from the cache, or
-given). A bare optimizer name maximizes the objective that matches the participation
-model (:data:`MATCHING_OBJECTIVE`: the round time under full participation, expected
-timely deliveries under the deadline model, where such objectives exist);
-``name@objective`` fixes one (``qaoa@sum-rate``: the study's sum rate).
+space is small enough, a PPO policy with SB3's MLP (trained in the run, reused from the
+cache, or given) and the device-permutation-equivariant ``device-policy`` (its cached
+recipe: imitation of local search at K <= 10, applied at any K). A bare optimizer name
+maximizes the objective that matches the participation model
+(:data:`MATCHING_OBJECTIVE`: the round time under full participation, expected timely
+deliveries under the deadline model); ``name@objective`` fixes one (``qaoa@sum-rate``,
+``sca@sum-rate``: the study's sum rate).
 
 Statistics: every agent plays the same seeds (one
 :class:`~qfl_gym.vector.qfl.QFLVectorEnv` sub-env per seed: same device drops, data
@@ -80,11 +82,13 @@ DEFAULT_AGENTS = (
     "qaoa",
     "qaoa@sum-rate",
     "sca",
+    "sca@sum-rate",
     "local-search",
     "greedy",
     "random",
     "exhaustive",
     "ppo",
+    "device-policy",
 )
 #: Metrics the report spells out in words (the noise-robust headline ones first).
 HEADLINE_METRICS = ("rounds_to_target", "time_to_target_s", "loss_auc", "final_accuracy")
@@ -233,7 +237,11 @@ def _version(pkg: str) -> str:
 
 
 def train_or_reuse_ppo(
-    cfg: CaseStudyConfig, env_kwargs: dict[str, Any], cache_dir: Path, notes: list[str]
+    cfg: CaseStudyConfig,
+    env_kwargs: dict[str, Any],
+    cache_dir: Path,
+    notes: list[str],
+    progress_bar: bool = True,
 ) -> Path:
     """Path of a PPO model for the case study: given, cached from an earlier run, or new.
 
@@ -265,7 +273,7 @@ def train_or_reuse_ppo(
             n_envs=2,
             eval_freq=10**9,  # no periodic evaluation: the case study evaluates it
             checkpoint_freq=10**9,
-            progress_bar=True,
+            progress_bar=progress_bar,
             env_overrides=env_kwargs,
         )
     )
@@ -287,6 +295,9 @@ class AgentJob:
     env_kwargs: dict[str, Any]
     seeds: tuple[int, ...]
     agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: for ``ppo`` without a model: the run's config and cache folder (trained in the job)
+    ppo_config: CaseStudyConfig | None = None
+    ppo_cache: str | None = None
 
 
 def make_agent_factory(name: str, agent_kwargs: dict[str, Any]) -> Callable:
@@ -300,19 +311,35 @@ def make_agent_factory(name: str, agent_kwargs: dict[str, Any]) -> Callable:
     return lambda env: agents.make(name, env, **agent_kwargs)
 
 
-def run_job(job: AgentJob, on_round: Callable[[int], None] | None = None):
-    """Run ``job`` (in this process or a worker); rows, fingerprints, wall time (s)."""
+def run_job(job: AgentJob, on_round: Callable[[int], None] | None = None, in_worker=False):
+    """Run ``job`` (in this process or a worker): rows, fingerprints, notes, wall time (s).
+
+    A ``ppo`` job first trains its policy (or reuses the cached one).
+    """
     from training_scripts.batched_rollout import run_agent_on_seeds
 
     t = time.perf_counter()
+    notes: list[str] = []
+    kwargs = dict(job.agent_kwargs)
+    if job.name == "ppo" and "path" not in kwargs:
+        train_kwargs = {k: v for k, v in job.env_kwargs.items() if k != "objective"}
+        path = train_or_reuse_ppo(
+            job.ppo_config, train_kwargs, Path(job.ppo_cache), notes, not in_worker
+        )
+        notes = [f"{job.participation}: {n}" for n in notes]
+        kwargs["path"] = str(path)
     rows, fingerprints = run_agent_on_seeds(
         job.env_kwargs,
-        make_agent_factory(job.name, job.agent_kwargs),
+        make_agent_factory(job.name, kwargs),
         job.label,
         job.seeds,
         on_round,
     )
-    return rows, fingerprints, time.perf_counter() - t
+    return rows, fingerprints, notes, time.perf_counter() - t
+
+
+def _run_job_in_worker(job: AgentJob):
+    return run_job(job, None, in_worker=True)
 
 
 class FixedAllocation:
@@ -373,7 +400,7 @@ def _env_kwargs_for(
 def _jobs_for_model(
     cfg: CaseStudyConfig,
     participation: str | None,
-    ppo_path: Path | None,
+    ppo_cache: Path,
     problem,
     notes: list[str],
 ) -> list[AgentJob]:
@@ -394,8 +421,10 @@ def _jobs_for_model(
                     notes.append(note)
                 continue
             kwargs["max_assignments"] = cfg.exhaustive_limit
-        if name == "ppo":
-            kwargs["path"] = str(ppo_path)
+        if name == "ppo" and cfg.ppo_model is not None:
+            if not Path(cfg.ppo_model).is_file():
+                raise ValueError(f"--ppo-model {cfg.ppo_model!r} does not exist")
+            kwargs["path"] = str(cfg.ppo_model)
         jobs.append(
             AgentJob(
                 label,
@@ -404,6 +433,8 @@ def _jobs_for_model(
                 _env_kwargs_for(cfg, participation, objective),
                 tuple(cfg.seeds),
                 kwargs,
+                cfg if name == "ppo" else None,
+                str(ppo_cache) if name == "ppo" else None,
             )
         )
     if cfg.perfect_uplink:
@@ -422,7 +453,7 @@ def _run_jobs(
     jobs: Sequence[AgentJob],
     workers: int,
     progress: Callable[[str, int, int, int], None] | None,
-) -> list[tuple[AgentJob, list, dict[int, str], float]]:
+) -> list[tuple[AgentJob, list, dict[int, str], list[str], float]]:
     """Every job, in parallel processes when ``workers > 1``, results in job order."""
     if workers <= 1 or len(jobs) <= 1:
         out = []
@@ -438,11 +469,12 @@ def _run_jobs(
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # longest first: QAOA's decisions dominate
-    order = sorted(range(len(jobs)), key=lambda i: (split_agent(jobs[i].name)[0] != "qaoa", i))
+    # longest first: PPO and the device policy (training on first use), QAOA (decisions)
+    rank = {"ppo": 0, "device-policy": 0, "qaoa": 1}
+    order = sorted(range(len(jobs)), key=lambda i: (rank.get(jobs[i].name, 2), i))
     results: dict[int, tuple] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(run_job, jobs[i]): i for i in order}
+        futures = {pool.submit(_run_job_in_worker, jobs[i]): i for i in order}
         for done, future in enumerate(as_completed(futures), 1):
             i = futures[future]
             results[i] = (jobs[i], *future.result())
@@ -485,22 +517,16 @@ def run_case_study(
     )
     notes: list[str] = []
     walls: dict[str, float] = {}
-    ppo_paths: dict[str | None, Path] = {}
-    if any(split_agent(a)[0] == "ppo" for a in cfg.agents):
-        t = time.perf_counter()
-        for p in models:
-            ppo_paths[p] = train_or_reuse_ppo(
-                cfg, _env_kwargs_for(cfg, p, None), Path(results_base) / ".ppo-cache", notes
-            )
-        walls["ppo training"] = time.perf_counter() - t
     jobs = []
+    cache = Path(results_base) / ".ppo-cache"
     for p in models:
-        jobs += _jobs_for_model(cfg, p, ppo_paths.get(p), probes[p].unwrapped.problem, notes)
+        jobs += _jobs_for_model(cfg, p, cache, probes[p].unwrapped.problem, notes)
     t = time.perf_counter()
     finished = _run_jobs(jobs, cfg.workers, progress)
-    walls["evaluation"] = time.perf_counter() - t
-    for job, _, _, seconds in finished:
+    walls["agents (parallel)" if cfg.workers > 1 else "agents"] = time.perf_counter() - t
+    for job, _, _, job_notes, seconds in finished:
         walls[f"{job.participation}: {job.label}"] = seconds
+        notes += job_notes
     results = []
     for p in models:
         label = p or "scenario"
@@ -508,6 +534,7 @@ def run_case_study(
         sc = probes[p].unwrapped.scenario
         results.append(_analyse_model(cfg, label, part, out / label, sc, notes))
     walls["total"] = time.perf_counter() - t_start
+    walls["CPU time, all processes"] = _cpu_seconds()
     config = {
         "case_study": {
             **asdict(cfg),
@@ -526,10 +553,20 @@ def run_case_study(
     return CaseStudyResult(out, results, files, walls, notes)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (s): on a shared
+    machine a steadier measure of the work than the wall time."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _analyse_model(
     cfg: CaseStudyConfig,
     label: str,
-    finished: Sequence[tuple[AgentJob, list, dict[int, str], float]],
+    finished: Sequence[tuple[AgentJob, list, dict[int, str], list[str], float]],
     folder: Path,
     scenario,
     notes: list[str],

@@ -365,7 +365,8 @@ def case_study(
         typer.echo(f"note: {note}")
     typer.echo(
         f"report: {result.files['report_md']}  (wall time "
-        f"{fmt_seconds(result.wall_times_s['total'])})"
+        f"{fmt_seconds(result.wall_times_s['total'])}, CPU time of all processes "
+        f"{fmt_seconds(result.wall_times_s['CPU time, all processes'])})"
     )
 
 
