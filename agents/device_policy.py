@@ -48,9 +48,9 @@ from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from agents.base import Agent
+from agents.base import Agent, problem_from
 from qfl_gym.envs.observation import ObservationLayout, layout_from_spec
-from qfl_gym.validation import check_bool
+from qfl_gym.validation import check_bool, check_int
 
 MIXERS = ("attention", "deepsets")
 WEIGHTS_FORMAT = "qfl-gym-device-policy-1"
@@ -163,6 +163,7 @@ class DeviceNet(nn.Module):
         n_layers: int = 2,
         n_heads: int = 4,
         mixer: str = "deepsets",
+        relative: bool = True,
     ) -> None:
         super().__init__()
         if mixer not in MIXERS:
@@ -171,7 +172,9 @@ class DeviceNet(nn.Module):
         self.num_subchannels = N = int(layout.options["N"])
         self.num_levels = L = int(num_levels)
         F, G, d = layout.device_feature_dim, layout.global_feature_dim, int(d_model)
-        self.embed = nn.Linear(F + G, d)
+        # relative SNRs need a per-sub-channel "snr" segment
+        self.relative = bool(relative) and "snr" in {s.name for s in layout.segments}
+        self.embed = nn.Linear(F + G + (2 * N if self.relative else 0), d)
         if mixer == "attention":
             self.mix = nn.ModuleList(
                 nn.TransformerEncoderLayer(
@@ -195,7 +198,11 @@ class DeviceNet(nn.Module):
         """Mixed device tokens ``(B, K, d)`` and global features ``(B, G)``."""
         x = self.layout.device_features(obs)
         g = self.layout.global_features(obs)
-        tokens = torch.cat([x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)], -1)
+        parts = [x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)]
+        if self.relative:  # each device's SNR against the best and the mean device per channel
+            snr = self.layout.split(obs)["snr"]
+            parts += [snr - snr.amax(-2, keepdim=True), snr - snr.mean(-2, keepdim=True)]
+        tokens = torch.cat(parts, -1)
         h = torch.relu(self.embed(tokens))
         for layer in self.mix:
             h = layer(h)
@@ -252,6 +259,7 @@ class DevicePolicy(ActorCriticPolicy):
         n_layers: int = 2,
         n_heads: int = 4,
         mixer: str = "deepsets",
+        relative: bool = True,
         **kwargs: Any,
     ) -> None:
         self.layout = resolve_layout(layout)
@@ -281,6 +289,7 @@ class DevicePolicy(ActorCriticPolicy):
             "n_layers": int(n_layers),
             "n_heads": int(n_heads),
             "mixer": str(mixer),
+            "relative": bool(relative),
         }
         kwargs.setdefault("ortho_init", False)
         for unsupported in ("net_arch", "activation_fn", "features_extractor_class"):
@@ -348,6 +357,7 @@ def _build_policy(
         )
     K, N = layout.num_devices, int(layout.options["N"])
     net_kwargs = {k: config[k] for k in ("d_model", "n_layers", "n_heads", "mixer")}
+    net_kwargs["relative"] = bool(config.get("relative", False))
     policy = DevicePolicy(
         layout.space(),
         spaces.MultiDiscrete([N] * K + [L] * K),
@@ -423,6 +433,7 @@ def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         "n_layers": kwargs.get("n_layers", 2),
         "n_heads": kwargs.get("n_heads", 4),
         "mixer": kwargs.get("mixer", "deepsets"),
+        "relative": kwargs.get("relative", True),
     }
     return config, params["policy"]
 
@@ -471,6 +482,11 @@ class DevicePolicyAgent(Agent):
         Recipe used when ``path`` is not given.
     cache_dir : str or Path, optional
         Where recipes' weights are cached (default ``runs/.device-policy-cache``).
+    samples : int
+        0 (default): the policy's action alone. ``n > 0``: the most likely action and
+        ``n`` actions sampled from the policy are scored with ``info["problem"].reward``
+        (one vectorized evaluation) and the best is played: a learned proposal checked
+        against the model, as optimizers use it (``act`` then needs ``info``).
     """
 
     name = "device-policy"
@@ -483,8 +499,10 @@ class DevicePolicyAgent(Agent):
         deterministic: bool = True,
         method: str = "imitation",
         cache_dir: str | Path | None = None,
+        samples: int = 0,
     ) -> None:
         self.deterministic = check_bool("deterministic", deterministic)
+        self.samples = check_int("samples", samples, low=0)
         layout = layout_of(env)
         if path is None:
             from training_scripts.train import recipe_for_env, train_device_policy
@@ -510,11 +528,18 @@ class DevicePolicyAgent(Agent):
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).reshape(1, -1)
         with torch.no_grad():
             logits = self.policy.mlp_extractor.forward_actor(obs)
-            dist = self.policy.action_dist.proba_distribution(logits)
-            if self.deterministic:
-                action = dist.mode()
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(int(self.rng.integers(2**31)))
-                    action = dist.sample()
-        return action[0].numpy().astype(np.int64)
+            dist = self.policy.action_dist.proba_distribution(logits)  # shared object
+            mode = dist.mode()
+            if self.deterministic and not self.samples:
+                return mode[0].numpy().astype(np.int64)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(self.rng.integers(2**31)))
+                if not self.samples:
+                    return dist.sample()[0].numpy().astype(np.int64)
+                draws = dist.proba_distribution(logits.expand(self.samples, -1)).sample()
+        candidates = torch.cat([mode, draws]).numpy().astype(np.int64)
+        problem = problem_from(info)
+        K = self.policy.layout.num_devices
+        scores = np.asarray(problem.reward(candidates[:, :K], candidates[:, K:]))
+        stats["objective_evaluations"] = len(candidates)
+        return candidates[int(np.argmax(scores))]

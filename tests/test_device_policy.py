@@ -226,3 +226,24 @@ def test_rl_zoo3_yaml_names_the_policy_and_its_layout():
     assert kwargs["layout"] == layout_of(venv).spec == "channel-power:K=4,N=2"
     policy = DevicePolicy(venv.observation_space, venv.action_space, lambda _: 1e-3, **kwargs)
     assert policy.layout.num_devices == 4
+
+
+def test_sampling_agent_plays_the_best_scored_candidate(tmp_path):
+    env = gym.make("qfl_gym/ChannelPower-v0", scenario="imperfect-sic", num_devices=6)
+    path = save_weights(_policy_for(env), tmp_path / "w.pt")
+    plain = agents.make("device-policy", env, seed=0, path=path)
+    best = agents.make("device-policy", env, seed=0, path=path, samples=32)
+    obs, info = env.reset(seed=11)
+    problem = info["problem"]
+    a, b = plain.act(obs, info), best.act(obs, info)
+    env.unwrapped.codec.validate(b)
+    assert best.last_stats["objective_evaluations"] == 33
+    assert problem.reward(b[:6], b[6:]) >= problem.reward(a[:6], a[6:])
+    with pytest.raises(ValueError, match="info"):
+        best.act(obs, None)
+
+
+def _policy_for(env) -> DevicePolicy:
+    torch.manual_seed(0)
+    layout = env.unwrapped.observation_layout
+    return DevicePolicy(layout.space(), env.action_space, lambda _: 1e-3, layout=layout, d_model=16)
