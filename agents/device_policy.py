@@ -386,7 +386,9 @@ def load_weights(path: str | Path, layout: ObservationLayout | str | None = None
     ----------
     path : str or Path
         A file written by :func:`save_weights` (``.pt``) or by ``PPO(DevicePolicy,
-        ...).save()`` (``.zip``).
+        ...).save()`` (``.zip``). A ``.pt`` file loads with ``weights_only=True`` (no code
+        runs); a ``.zip`` is unpickled, which runs code stored in it: load only zips you
+        trust.
     layout : ObservationLayout or str, optional
         The layout to run on (any K); default: the one trained on.
     """

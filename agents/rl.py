@@ -12,6 +12,15 @@ the same wrapper to the env.
 Errors: a missing file raises :class:`FileNotFoundError`; a file that is not a
 stable-baselines3 zip, an unknown ``algo`` or mismatched spaces raise ``ValueError``
 naming the file and both spaces.
+
+**Loading a model runs code.** A stable-baselines3 zip stores Python objects (the
+spaces, schedules, policy class and keyword arguments) pickled with cloudpickle, and
+``PPO.load`` unpickles them: a crafted zip runs whatever code it carries, with your
+permissions, before any check here can look at it. Load only files you trust (your own
+training runs, or a source you would run a script from); stable-baselines3's
+documentation gives the same warning. The policy weights alone (``device_policy.pt``,
+written by ``qfl-gym train`` for ``DevicePolicy``) load with ``torch.load(...,
+weights_only=True)``, which does not run code.
 """
 
 from __future__ import annotations
@@ -58,6 +67,11 @@ class SB3Agent(Agent):
     algo : {"auto", "PPO", "A2C", "DQN"}
     deterministic : bool
         Greedy (mode) action; default True.
+
+    Warnings
+    --------
+    ``path`` is unpickled: loading a zip runs the code stored in it. Pass only model files
+    you trust (module docstring).
     """
 
     name = "sb3"

@@ -30,6 +30,11 @@ EnvOption = Annotated[
 ScenarioOption = Annotated[
     str | None, typer.Option("--scenario", help="Preset of the environment (see `qfl-gym envs`).")
 ]
+#: Ends the help of every option that loads a stable-baselines3 model zip.
+UNTRUSTED_MODEL = (
+    "A model .zip holds pickled Python objects: loading it runs code stored in it, so load "
+    "only files you trust (e.g. your own training runs)."
+)
 
 
 def fail(message: str) -> None:
@@ -113,7 +118,8 @@ def train(
     n_envs: Annotated[int | None, typer.Option(help="Parallel envs (default: YAML).")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (must not hold a model).")] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Checkpoint .zip to continue (keeps the step count).")
+        Path | None,
+        typer.Option(help=f"Checkpoint .zip to continue (keeps the step count). {UNTRUSTED_MODEL}"),
     ] = None,
     conf_file: Annotated[
         Path | None, typer.Option(help="rl-zoo3 hyperparameter YAML (default: bundled).")
@@ -158,7 +164,7 @@ def train(
 @app.command()
 @clean_errors
 def evaluate(
-    agent: Annotated[str, typer.Option(help="Agent name, or sb3:<model.zip>.")],
+    agent: Annotated[str, typer.Option(help=f"Agent name, or sb3:<model.zip>. {UNTRUSTED_MODEL}")],
     env: EnvOption = "qfl_gym/ChannelPower-v0",
     scenario: ScenarioOption = None,
     episodes: int = 3,
@@ -185,7 +191,10 @@ def evaluate(
 def benchmark(
     env: EnvOption = "qfl_gym/ChannelPower-v0",
     agents: Annotated[
-        str, typer.Option(help="Comma-separated names; sb3:<model.zip> for a trained policy.")
+        str,
+        typer.Option(
+            help=f"Comma-separated names; sb3:<model.zip> for a trained policy. {UNTRUSTED_MODEL}"
+        ),
     ] = "random,greedy,local-search",
     scenario: ScenarioOption = None,
     episodes: Annotated[int, typer.Option(help="Episodes per seed.")] = 1,
@@ -319,11 +328,16 @@ def case_study(
         int | None, typer.Option(help="PPO training budget in rounds (default 1200).")
     ] = None,
     ppo_model: Annotated[
-        Path | None, typer.Option(help="Use this trained PPO model instead of training.")
+        Path | None,
+        typer.Option(help=f"Use this trained PPO model instead of training. {UNTRUSTED_MODEL}"),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="New or empty output folder.")] = None,
     results: Annotated[
-        Path, typer.Option(help="Base folder of results/<timestamp>/ and the PPO cache.")
+        Path,
+        typer.Option(
+            help="Base folder of results/<timestamp>/ and the PPO cache (a cached model.zip "
+            "found there is loaded: keep the folder your own)."
+        ),
     ] = Path("results"),
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="QFL-v0 override name=value (repeat).")

@@ -288,7 +288,11 @@ def policy_kwargs_for(policy: Any, policy_kwargs: dict[str, Any] | None, venv) -
 
 
 def load_model(algo_cls, path: Path, env=None):
-    """Load an SB3 model, turning library errors into one clear ``ValueError``."""
+    """Load an SB3 model, turning library errors into one clear ``ValueError``.
+
+    The zip is unpickled (stable-baselines3's ``load``): it runs code stored in the file,
+    so only trusted files belong here (``qfl-gym train --resume`` says so in its help).
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"model file {str(path)!r} does not exist")
