@@ -62,7 +62,9 @@ def cartpole_anchor(rollouts: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def device_policy_training(scenario: str, rollouts: int) -> tuple[float, dict[str, float], dict]:
+def device_policy_training(
+    scenario: str, rollouts: int, net: dict | None = None
+) -> tuple[float, dict[str, float], dict]:
     """Env-steps/s of the bundled fast path and the time per component (s)."""
     from stable_baselines3 import PPO
 
@@ -75,7 +77,11 @@ def device_policy_training(scenario: str, rollouts: int) -> tuple[float, dict[st
         "qfl_gym/ChannelPower-v0", hp.n_envs, seed=0, **{**hp.env_kwargs, "scenario": scenario}
     )
     kwargs = dict(hp.algo_kwargs)
-    kwargs["policy_kwargs"] = {**kwargs.get("policy_kwargs", {}), "layout": layout_of(venv).spec}
+    kwargs["policy_kwargs"] = {
+        **kwargs.get("policy_kwargs", {}),
+        **(net or {}),
+        "layout": layout_of(venv).spec,
+    }
     model = PPO(DevicePolicy, venv, seed=0, device="cpu", **kwargs)
     per_rollout = model.n_steps * model.n_envs
     model.learn(per_rollout)  # warm-up: allocations, first-call overheads
@@ -116,14 +122,26 @@ def main() -> None:
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--rollouts", type=int, default=8, help="DevicePolicy rollouts timed")
     parser.add_argument("--anchor-rollouts", type=int, default=2, help="CartPole rollouts")
+    parser.add_argument("--d-model", type=int, help="override the YAML's d_model")
+    parser.add_argument("--n-layers", type=int, help="override the YAML's n_layers")
+    parser.add_argument("--mixer", choices=("deepsets", "attention"), help="override the mixer")
     args = parser.parse_args()
+    net = {
+        k: v
+        for k, v in {
+            "d_model": args.d_model,
+            "n_layers": args.n_layers,
+            "mixer": args.mixer,
+        }.items()
+        if v is not None
+    }
 
     import torch
 
     torch.set_num_threads(1)
     anchor = cartpole_anchor(args.anchor_rollouts)
     print(f"anchor: SB3 PPO CartPole-v1, 8 DummyVecEnv, defaults: {anchor:,.0f} env-steps/s")
-    rate, parts, config = device_policy_training(args.scenario, args.rollouts)
+    rate, parts, config = device_policy_training(args.scenario, args.rollouts, net)
     print(
         f"PPO + DevicePolicy, ChannelPower-v0 {args.scenario!r}, native vector env "
         f"({config}): {rate:,.0f} env-steps/s during learn"

@@ -376,8 +376,8 @@ class DevicePolicyRecipe:
     method: str = "ppo"
     ppo_steps: int = 1_000_000
     teacher: str = "local-search"
-    imitation_samples: int = 20_000
-    imitation_epochs: int = 20
+    imitation_samples: int = 10_000
+    imitation_epochs: int = 25
     imitation_horizon: int = 50
     d_model: int = 64
     n_layers: int = 2
@@ -526,8 +526,9 @@ def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> Devic
     """The recipe of a DevicePolicy for ``env`` (ChannelPower-v0 or QFL-v0, any K).
 
     Trains on ChannelPower-v0 with ``env``'s uplink configuration (its objective, SIC
-    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices; ``changes``
-    replace recipe fields.
+    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices; for QFL-v0 with
+    the default ``sum-rate`` uplink objective, ``deliveries`` (what a round counts);
+    ``changes`` replace recipe fields.
     """
     config = getattr(getattr(env, "unwrapped", env), "config", None)
     if config is None or not hasattr(config, "num_devices"):
@@ -536,6 +537,9 @@ def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> Devic
         )
     fields = {k: v for k, v in asdict(config).items() if v is not None}
     fields["num_devices"] = min(int(config.num_devices), TRAIN_DEVICES)
+    layout = getattr(getattr(env, "unwrapped", env), "observation_layout", None)
+    if getattr(layout, "kind", None) == "qfl" and fields.get("objective") == "sum-rate":
+        fields["objective"] = "deliveries"  # a round counts the updates that arrive
     fields.pop("horizon", None)
     if isinstance(fields.get("eavesdropper_positions_m"), list):
         fields["eavesdropper_positions_m"] = tuple(map(tuple, fields["eavesdropper_positions_m"]))
