@@ -24,6 +24,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def pin_numerics() -> None:
+    # Every command runs torch, OpenMP and BLAS on one thread, in this process and its
+    # workers: sums are then split the same way on every machine (docs/reproducibility.md).
+    from qfl_gym.reproducibility import pin_threads
+
+    pin_threads(1)
+
+
 EnvOption = Annotated[
     str, typer.Option("--env", help="Environment id, e.g. qfl_gym/ChannelPower-v0.")
 ]
