@@ -239,3 +239,19 @@ def test_case_study_run_writes_paired_results_per_participation_model(tmp_path):
 def test_baseline_must_be_run():
     with pytest.raises(ValueError, match="baseline 'qaoa' must be one of the agents"):
         CaseStudyConfig(agents=("greedy", "random"), baseline="qaoa")
+
+
+def test_case_study_full_preset_is_the_studys_setting():
+    from qfl_gym.envs.qfl_scenario import QFL_PRESETS
+
+    sc = QFL_PRESETS["case-study-full"]
+    assert (sc.num_devices, sc.uplink.num_subchannels, sc.rounds) == (50, 4, 30)
+    assert sc.participation == "full" and sc.objective == "round-time"
+    # the update is the trained VQC's parameters as float32
+    assert sc.uplink.update_bits == 32 * sc.learning.num_parameters
+    assert sc.local_compute_s > 0.0  # the perfect uplink's rounds take time too
+    assert CaseStudyConfig().scenario == "case-study-full"
+    assert len(CaseStudyConfig().seeds) >= 10
+    from training_scripts.case_study import CASE_STUDY_PRESETS
+
+    assert len(CASE_STUDY_PRESETS["quick"].seeds) >= 5
