@@ -72,6 +72,19 @@ def test_tasks_are_every_combination_agent_and_seed(tmp_path):
         small_options(tmp_path, overrides={"num_devices": 3})
 
 
+def test_linked_fields_are_varied_together(tmp_path):
+    vary = parse_vary(["train_shots+shots=1,40"])
+    assert vary == {"train_shots+shots": [1, 40]}
+    opts = small_options(tmp_path, env_id="qfl_gym/QFL-v0", vary=vary, agents=["greedy"])
+    tasks = opts.tasks()
+    assert tasks[2].overrides == {"train_shots": 40, "shots": 40}
+    assert tasks[2].values == {"train_shots+shots": 40}
+    with pytest.raises(ValueError, match="both varied"):
+        small_options(tmp_path, vary=vary, overrides={"shots": 3})
+    with pytest.raises(ValueError, match="FIELD=V1"):
+        parse_vary(["train_shots+=1"])
+
+
 # ----------------------------------------------------------------- running
 def test_sweep_csv_has_a_row_per_combination_agent_seed_and_figures(tmp_path):
     result = run_sweep(small_options(tmp_path))

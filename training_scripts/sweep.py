@@ -2,7 +2,8 @@
 
 ``qfl-gym sweep --env ID --vary FIELD=V1,V2,... [--vary ...] --agents A,B --seeds 0-9
 --out DIR`` runs one *task* per (value combination, agent, seed): a fresh environment
-with the combination's overrides (any scenario field ``gym.make`` accepts), the agent,
+with the combination's overrides (any scenario field ``gym.make`` accepts; a varied
+name ``a+b`` sets fields ``a`` and ``b`` to the same value), the agent,
 and ``episodes`` seeded episodes (:func:`~training_scripts.rollout.run_episode`, so
 every agent sees the same channel realizations). Tasks run
 
@@ -104,8 +105,9 @@ class SweepOptions:
         for name, values in self.vary.items():
             if not values:
                 raise ValueError(f"--vary {name}: no value given")
-            if name in self.overrides:
-                raise ValueError(f"{name!r} is both varied (--vary) and fixed (--set)")
+            for part in linked_fields(name):
+                if part in self.overrides:
+                    raise ValueError(f"{part!r} is both varied (--vary) and fixed (--set)")
         if not self.agents:
             raise ValueError("--agents lists no agent")
         if not self.seeds:
@@ -124,7 +126,7 @@ class SweepOptions:
             SweepTask(
                 self.env_id,
                 self.scenario,
-                {**self.overrides, **dict(zip(names, combo, strict=True))},
+                {**self.overrides, **combination_overrides(names, combo)},
                 dict(zip(names, combo, strict=True)),
                 agent,
                 seed,
@@ -147,6 +149,20 @@ class SweepResult:
 
 
 # ----------------------------------------------------------------- parsing
+def linked_fields(name: str) -> list[str]:
+    """``"train_shots+shots"`` -> ``["train_shots", "shots"]``: fields varied together."""
+    return [part.strip() for part in name.split("+")]
+
+
+def combination_overrides(names: Sequence[str], combo: Sequence[Any]) -> dict[str, Any]:
+    """The env overrides of one value combination (linked fields get the same value)."""
+    return {
+        part: value
+        for name, value in zip(names, combo, strict=True)
+        for part in linked_fields(name)
+    }
+
+
 def split_values(text: str) -> list[str]:
     """``"1,2,(0, 1)"`` -> ``["1", "2", "(0, 1)"]``: commas inside brackets stay."""
     parts, depth, current = [], 0, []
@@ -168,7 +184,8 @@ def parse_vary(specs: Sequence[str] | None) -> dict[str, list[Any]]:
     """``["num_devices=10,50", "p_max_dbm=20,23"]`` -> ordered dict of typed values.
 
     Values are YAML scalars (``10`` int, ``0.5`` float, ``rician`` string, ``[0, 1]``
-    list; a bracketed ``(0, 1)`` becomes a tuple).
+    list; a bracketed ``(0, 1)`` becomes a tuple). ``"train_shots+shots=1,40"`` varies
+    both fields together (one column ``train_shots+shots``).
     """
     import yaml
 
@@ -176,8 +193,8 @@ def parse_vary(specs: Sequence[str] | None) -> dict[str, list[Any]]:
     for spec in specs or []:
         name, sep, values = spec.partition("=")
         name = name.strip()
-        if not sep or not name:
-            raise ValueError(f"--vary expects FIELD=V1,V2,..., got {spec!r}")
+        if not sep or not name or not all(linked_fields(name)):
+            raise ValueError(f"--vary expects FIELD=V1,V2,... (or A+B=...), got {spec!r}")
         if name in out:
             raise ValueError(f"--vary {name!r} given twice")
         parsed = []
@@ -351,7 +368,7 @@ def validate(opts: SweepOptions) -> None:
         agent_factory(agent)
     names = list(opts.vary)
     for combo in itertools.product(*opts.vary.values()):
-        kwargs = {**opts.overrides, **dict(zip(names, combo, strict=True))}
+        kwargs = {**opts.overrides, **combination_overrides(names, combo)}
         if opts.scenario is not None:
             kwargs["scenario"] = opts.scenario
         try:
