@@ -18,6 +18,9 @@ OPTIONAL = {
     "qfl_gym.integrations.rllib": "ray.rllib",
     "sb3_contrib": "sb3_contrib",
     "torchrl": "torchrl",
+    "tianshou": "tianshou",
+    "torchrl.envs": "torchrl",
+    "tianshou.env": "tianshou",
 }
 SLOW = ("ray", "SAC(", "DQN(", "MaskablePPO(", "SubprocVecEnv", ".learn(")
 
