@@ -134,8 +134,8 @@ def train(
     conf_file: Annotated[
         Path | None, typer.Option(help="rl-zoo3 hyperparameter YAML (default: bundled).")
     ] = None,
-    eval_freq: int = 10_000,
-    checkpoint_freq: int = 50_000,
+    eval_freq: int = 100_000,
+    checkpoint_freq: int = 200_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Scenario override name=value (repeat).")
@@ -166,7 +166,12 @@ def train(
         )
     )
     state = "interrupted; saved" if result.interrupted else "done"
-    typer.echo(f"{state}: {result.model_path} ({result.num_timesteps} steps)")
+    typer.echo(
+        f"{state}: {result.model_path} ({result.num_timesteps} steps, "
+        f"{result.steps_per_s:,.0f} env-steps/s)"
+    )
+    if result.weights_path:
+        typer.echo(f"device-policy weights (any K): {result.weights_path}")
     if result.best_model_path:
         typer.echo(f"best model: {result.best_model_path}")
 
