@@ -333,6 +333,8 @@ def package_versions() -> dict[str, str]:
 # ----------------------------------------------------------------- DevicePolicy recipes
 #: Devices of the training scenarios of :func:`train_device_policy` (weights run at any K).
 TRAIN_DEVICES = 10
+#: PPO env steps at the env's own K when it has more than TRAIN_DEVICES devices.
+FINETUNE_STEPS = 655_360
 #: Defaults of the fast path (the bundled ppo.yml's ChannelPower-v0 entry).
 PPO_FAST = {
     "n_envs": 256,
@@ -369,6 +371,9 @@ class DevicePolicyRecipe:
         Passes over them.
     d_model, n_layers, mixer
         Network (``DevicePolicy`` options).
+    finetune_devices, finetune_steps, finetune_envs
+        Then PPO for ``finetune_steps`` env steps at ``finetune_devices`` devices (the
+        same weights; 0: none) on ``finetune_envs`` envs.
     seed : int
     """
 
@@ -382,6 +387,9 @@ class DevicePolicyRecipe:
     d_model: int = 64
     n_layers: int = 2
     mixer: str = "deepsets"
+    finetune_devices: int = 0
+    finetune_steps: int = 0
+    finetune_envs: int = 64
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -471,6 +479,8 @@ def train_device_policy(
     weights = folder / "device_policy.pt"
     if weights.is_file():
         return weights
+    if recipe.finetune_steps:
+        return _finetune(recipe, cache_dir, weights)
     import torch
     from stable_baselines3 import PPO
 
@@ -522,11 +532,64 @@ def train_device_policy(
     return weights
 
 
+def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) -> Path:
+    """PPO at ``recipe.finetune_devices`` from the (cached) weights of the recipe without it."""
+    import dataclasses
+
+    import torch
+    from stable_baselines3 import PPO
+
+    from agents.device_policy import DevicePolicy, layout_of, load_weights, save_weights
+    from qfl_gym.vector.sb3 import make_sb3_vec_env
+
+    base_recipe = dataclasses.replace(recipe, finetune_devices=0, finetune_steps=0)
+    base = train_device_policy(base_recipe, cache_dir)
+    torch.set_num_threads(1)
+    torch.manual_seed(recipe.seed)
+    start = time.perf_counter()
+    venv = make_sb3_vec_env(
+        "qfl_gym/ChannelPower-v0",
+        recipe.finetune_envs,
+        seed=recipe.seed + 1,
+        **{**dict(recipe.uplink), "num_devices": recipe.finetune_devices},
+    )
+    layout = layout_of(venv)
+    policy = load_weights(base, layout)
+    config = policy.config()
+    net = {k: config[k] for k in ("d_model", "n_layers", "mixer", "relative")}
+    ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
+    model = PPO(
+        DevicePolicy,
+        venv,
+        seed=recipe.seed,
+        device="cpu",
+        policy_kwargs={"layout": layout.spec, **net},
+        **ppo_kwargs,
+    )
+    model.policy.load_state_dict(policy.state_dict())
+    model.learn(recipe.finetune_steps)
+    venv.close()
+    seconds = time.perf_counter() - start
+    record = {
+        "recipe": asdict(recipe),
+        "base_weights": str(base),
+        "finetune_env_steps_per_s": round(recipe.finetune_steps / seconds, 1),
+        "seconds": round(seconds, 1),
+    }
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tmp = weights.with_suffix(".pt.tmp")
+    save_weights(model.policy, tmp)
+    (weights.parent / "recipe.json").write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(weights)
+    return weights
+
+
 def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> DevicePolicyRecipe:
     """The recipe of a DevicePolicy for ``env`` (ChannelPower-v0 or QFL-v0, any K).
 
     Trains on ChannelPower-v0 with ``env``'s uplink configuration (its objective, SIC
-    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices; for QFL-v0 with
+    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices, then (K > 10)
+    ``FINETUNE_STEPS`` PPO steps at the env's K; for QFL-v0 with
     the default ``sum-rate`` uplink objective, ``deliveries`` (what a round counts);
     ``changes`` replace recipe fields.
     """
@@ -543,4 +606,10 @@ def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> Devic
     fields.pop("horizon", None)
     if isinstance(fields.get("eavesdropper_positions_m"), list):
         fields["eavesdropper_positions_m"] = tuple(map(tuple, fields["eavesdropper_positions_m"]))
+    if int(config.num_devices) > TRAIN_DEVICES:  # brief PPO at the env's K
+        changes = {
+            "finetune_devices": int(config.num_devices),
+            "finetune_steps": FINETUNE_STEPS,
+            **changes,
+        }
     return DevicePolicyRecipe(uplink=tuple(sorted(fields.items())), method=method, **changes)
