@@ -110,7 +110,11 @@ class AnnealingAgent(AssignmentAgent):
             return options, rewards
 
         if self.block_size >= K:
-            block = Block(problem, np.zeros(K, np.int64), np.zeros(K, np.int64), np.arange(K))
+            # every device is in the block; the greedy incumbent only anchors the
+            # separable surrogate of a minimum over devices (agents.qaoa.block)
+            block = Block(
+                problem, balanced_strongest(problem.gains), np.full(K, L - 1), np.arange(K)
+            )
             options, rewards = solver(block)
             j = int(np.argmax(rewards))
             c, lv = block.assignments(options[j : j + 1])

@@ -48,19 +48,31 @@ def balanced_strongest(gains: np.ndarray) -> np.ndarray:
 
 
 class GreedyAgent(AssignmentAgent):
-    """Balanced strongest-sub-channel assignment at maximum power.
+    """Balanced strongest-sub-channel assignment at the best common power level.
 
     Devices in descending order of their best gain each take their strongest
-    sub-channel that holds fewer than ``ceil(K/N)`` devices; all transmit at the
-    highest power level. A common NOMA user-pairing baseline: it spreads devices over
-    the sub-channels so no sub-channel is left idle.
+    sub-channel that holds fewer than ``ceil(K/N)`` devices. A common NOMA
+    user-pairing baseline: it spreads devices over the sub-channels so no sub-channel
+    is left idle. All devices transmit at the same level: the one that maximizes
+    ``info["problem"]``'s objective (``L`` evaluations; ties go to the higher level).
+    For the sum rate that is the highest level (every SINR grows with a common power
+    scale), so with the default objective this is "everyone at full power"; with
+    energy prices or other objectives it may be lower.
     """
 
     name = "greedy"
 
     def solve(self, problem: AllocationProblem, stats: dict[str, Any]):
-        K = problem.num_devices
-        return balanced_strongest(problem.gains), np.full(K, problem.num_power_levels - 1)
+        K, L = problem.num_devices, problem.num_power_levels
+        channels = balanced_strongest(problem.gains)
+        if L == 1:
+            return channels, np.zeros(K, dtype=np.int64)
+        levels = np.repeat(np.arange(L)[:, None], K, axis=1)
+        values = np.asarray(problem.reward(np.broadcast_to(channels, (L, K)), levels))
+        best = L - 1 - int(np.argmax(values[::-1]))  # ties: the higher level
+        stats["objective_evaluations"] = L
+        stats["objective"] = float(values[best])
+        return channels, levels[best]
 
 
 class LocalSearchAgent(AssignmentAgent):

@@ -397,8 +397,10 @@ class QAOAAgent(AssignmentAgent):
             return sol.options, sol.rewards
 
         if layout.single:
+            # every device is in the block; the greedy incumbent only anchors the
+            # separable surrogate of a minimum over devices (agents.qaoa.block)
             block = Block(
-                problem, np.zeros(K, np.int64), np.zeros(K, np.int64), np.arange(K), "joint"
+                problem, balanced_strongest(problem.gains), np.full(K, L - 1), np.arange(K), "joint"
             )
             options, rewards = solver(block)
             j = int(np.argmax(rewards))

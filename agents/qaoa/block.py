@@ -53,6 +53,19 @@ whenever at most two block devices share a sub-channel, and it includes imperfec
 energy and outage terms exactly at that order because every ``R_n`` is the true
 per-sub-channel reward. It is the quadratic cost of the ``qubo`` mode
 (:mod:`agents.qaoa.qubo`).
+
+Objectives
+----------
+Everything above holds for every objective of the problem
+(:func:`~qfl_gym.wireless.problem.objective_value`): the per-device terms are the
+problem's own (:func:`~qfl_gym.wireless.problem.device_objective`). The ``round-time``
+objective adds ``slowest_weight * min_k r_k``, a minimum over devices: the exact table
+combines it over sub-channels by a minimum (``min_k r_k = min_n min_{k on n} r_k``), so
+:meth:`Block.reward_table` stays exact, but a quadratic model cannot carry it. The
+pairwise model (and the repair preferences) then expand a per-device surrogate instead:
+``-slowest_weight * max(0, t - r_k) / 1e6`` with ``t`` the incumbent's mean rate, the
+``min-rate`` penalty that lifts every device below ``t``. Candidates are still scored on
+the true objective (:meth:`Block.rewards`).
 """
 
 from __future__ import annotations
@@ -64,7 +77,7 @@ import numpy as np
 
 from qfl_gym.validation import check_choice
 from qfl_gym.wireless import noma
-from qfl_gym.wireless.problem import AllocationProblem
+from qfl_gym.wireless.problem import AllocationProblem, device_objective
 
 VARIABLES = ("joint", "channel", "level")
 
@@ -150,6 +163,10 @@ class Block:
         self.option_channels = np.ascontiguousarray(oc, dtype=np.int64)
         self.option_levels = np.ascontiguousarray(ol, dtype=np.int64)
         self._channel_cache: dict[int, tuple] = {}
+        #: rate threshold (bit/s) of the separable surrogate of a minimum over devices
+        self.surrogate_threshold_bps: float | None = None
+        if not problem.constants.separable:
+            self.surrogate_threshold_bps = float(problem.rates(self.channels, self.levels).mean())
 
     # ----------------------------------------------------------------- layout
     @property
@@ -231,19 +248,15 @@ class Block:
         self._channel_cache[n] = setup
         return setup
 
-    def channel_rewards(self, n: int, states: np.ndarray) -> np.ndarray:
-        """Reward contribution (Mbit/s) of sub-channel ``n`` for block states ``(C, m)``.
-
-        ``states[c, i]`` is 0 if block device ``i`` is not on ``n``, else ``1 + level``.
-        Includes the fixed devices on ``n``: every term of
-        :meth:`~qfl_gym.wireless.problem.AllocationProblem.device_rewards`.
-        """
+    def _channel_outcome(self, n: int, states: np.ndarray) -> tuple:
+        """``(rate, sinr, tx, present)``, each (C, J), of sub-channel ``n``'s devices."""
         p = self.problem
         states = np.asarray(states, dtype=np.int64).reshape(-1, self.num_devices)
         C = states.shape[0]
         col_f, col_b, tx_f, rx_f, g_b, J = self._channel_setup(n)
         if J == 0:
-            return np.zeros(C)
+            empty = np.zeros((C, 0))
+            return empty, empty, empty, empty.astype(bool)
         present_b = states > 0
         tx_b = np.where(present_b, p.power_levels_w[np.maximum(states - 1, 0)], 0.0)
         rx = np.zeros((C, J))
@@ -258,9 +271,42 @@ class Block:
         sinr = noma.sic_sinr(
             rx, np.zeros((C, J), dtype=np.int64), p.noise_w[n : n + 1], p.sic_residual
         )
-        rate = noma.rates_bps(sinr, p.bandwidth_hz)
-        # the problem's own per-device objective terms, counted for present devices
-        return (p.device_rewards(rate, sinr, tx) * present).sum(axis=1)
+        return noma.rates_bps(sinr, p.bandwidth_hz), sinr, tx, present
+
+    def channel_rewards(self, n: int, states: np.ndarray) -> np.ndarray:
+        """Reward contribution (Mbit/s) of sub-channel ``n`` for block states ``(C, m)``.
+
+        ``states[c, i]`` is 0 if block device ``i`` is not on ``n``, else ``1 + level``.
+        Includes the fixed devices on ``n``: the sum of their per-device terms
+        (:func:`~qfl_gym.wireless.problem.device_objective`); the minimum over devices
+        of ``round-time`` is :meth:`channel_slowest_rates`.
+        """
+        rate, sinr, tx, present = self._channel_outcome(n, states)
+        if rate.shape[1] == 0:
+            return np.zeros(rate.shape[0])
+        return (device_objective(rate, sinr, tx, self.problem.constants) * present).sum(axis=1)
+
+    def channel_slowest_rates(self, n: int, states: np.ndarray) -> np.ndarray:
+        """Slowest rate (bit/s) on sub-channel ``n`` per state ``(C,)``; inf if empty."""
+        rate, _, _, present = self._channel_outcome(n, states)
+        return np.where(present, rate, np.inf).min(axis=1, initial=np.inf)
+
+    def model_channel_rewards(self, n: int, states: np.ndarray) -> np.ndarray:
+        """:meth:`channel_rewards` as the pairwise model sees it (module docstring).
+
+        Equal to it for separable objectives; with a minimum over devices, plus the
+        separable surrogate ``-slowest_weight * max(0, t - r_k) / 1e6``.
+        """
+        if self.surrogate_threshold_bps is None:
+            return self.channel_rewards(n, states)
+        rate, sinr, tx, present = self._channel_outcome(n, states)
+        if rate.shape[1] == 0:
+            return np.zeros(rate.shape[0])
+        c = self.problem.constants
+        u = device_objective(rate, sinr, tx, c) - (1e-6 * c.slowest_weight) * np.maximum(
+            self.surrogate_threshold_bps - rate, 0.0
+        )
+        return (u * present).sum(axis=1)
 
     def _states(self, n: int) -> np.ndarray:
         """``(m, M)`` state of each option on sub-channel ``n`` (0 absent, 1 + level)."""
@@ -275,6 +321,8 @@ class Block:
         """
         m, M = self.num_devices, self.num_options
         total = np.zeros((M,) * m) if m else np.zeros(())
+        slowest_weight = self.problem.constants.slowest_weight
+        slowest = np.full((M,) * m, np.inf) if m else np.full((), np.inf)
         for n in range(self.problem.num_subchannels):
             st = self._states(n)
             uniq, inverse = [], []
@@ -295,13 +343,21 @@ class Block:
                 idx = idx + (inverse[i] * stride).reshape(shape)
                 stride *= sizes[i]
             total = total + values[idx]
+            if slowest_weight:
+                slowest = np.minimum(slowest, self.channel_slowest_rates(n, configs)[idx])
+        if slowest_weight:
+            total = total + (1e-6 * slowest_weight) * slowest
         return np.asarray(total, dtype=float).reshape(-1)
 
     def pairwise_model(self) -> PairwiseModel:
-        """The second-order (pairwise interference) model of the module docstring."""
+        """The second-order (pairwise interference) model of the module docstring.
+
+        Of :meth:`model_channel_rewards`: the objective itself when it is a sum of
+        per-device terms, else its separable surrogate (module docstring).
+        """
         m, M = self.num_devices, self.num_options
         N = self.problem.num_subchannels
-        base = np.array([self.channel_rewards(n, np.zeros((1, m)))[0] for n in range(N)])
+        base = np.array([self.model_channel_rewards(n, np.zeros((1, m)))[0] for n in range(N)])
         single = np.zeros((m, M))
         pair = np.zeros((m, M, m, M))
         for n in range(N):
@@ -311,7 +367,7 @@ class Block:
                 continue
             one = np.zeros((ii.size, m), dtype=np.int64)
             one[np.arange(ii.size), ii] = st[ii, aa]
-            r1 = self.channel_rewards(n, one) - base[n]
+            r1 = self.model_channel_rewards(n, one) - base[n]
             single[ii, aa] = r1
             u, v = np.triu_indices(ii.size, k=1)
             keep = ii[u] != ii[v]
@@ -322,7 +378,7 @@ class Block:
             rows = np.arange(u.size)
             two[rows, ii[u]] = st[ii[u], aa[u]]
             two[rows, ii[v]] = st[ii[v], aa[v]]
-            r2 = self.channel_rewards(n, two) - base[n] - r1[u] - r1[v]
+            r2 = self.model_channel_rewards(n, two) - base[n] - r1[u] - r1[v]
             pair[ii[u], aa[u], ii[v], aa[v]] = r2
             pair[ii[v], aa[v], ii[u], aa[u]] = r2
         return PairwiseModel(float(base.sum()), single, pair)

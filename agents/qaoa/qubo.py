@@ -15,7 +15,9 @@ unless the scenario prices energy or outage).
     one.
 ``qubo``
     The quadratic model: the pairwise reward model of
-    :meth:`~agents.qaoa.block.Block.pairwise_model` on one-hot variables
+    :meth:`~agents.qaoa.block.Block.pairwise_model` (of the configured objective's
+    per-device terms; for ``round-time``, whose minimum over devices no QUBO carries, of
+    its separable surrogate, see :mod:`agents.qaoa.block`) on one-hot variables
     ``x_{i,a}`` (device ``i`` takes option ``a``), plus the one-hot penalty,
 
     .. math::
@@ -248,7 +250,7 @@ class BlockCost:
 
 
 def option_scores(block: Block) -> np.ndarray:
-    """Stand-alone reward ``Delta_i(a)`` of every option (m, M)."""
+    """Stand-alone model reward ``Delta_i(a)`` of every option (m, M)."""
     m, M = block.num_devices, block.num_options
     out = np.zeros((m, M))
     for n in range(block.problem.num_subchannels):
@@ -258,8 +260,8 @@ def option_scores(block: Block) -> np.ndarray:
             continue
         st = np.zeros((ii.size, m), dtype=np.int64)
         st[np.arange(ii.size), ii] = 1 + block.option_levels[ii, aa]
-        base = block.channel_rewards(n, np.zeros((1, m)))[0]
-        out[ii, aa] = block.channel_rewards(n, st) - base
+        base = block.model_channel_rewards(n, np.zeros((1, m)))[0]
+        out[ii, aa] = block.model_channel_rewards(n, st) - base
     return out
 
 
