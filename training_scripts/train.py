@@ -347,6 +347,8 @@ PPO_FAST = {
     "ent_coef": 0.0,
 }
 DEVICE_METHODS = ("ppo", "imitation", "imitation+ppo")
+#: Weights shipped with the package, named by recipe key (checked before the cache).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -402,7 +404,11 @@ class DevicePolicyRecipe:
         """A short hash of the recipe (cache folder name)."""
         import hashlib
 
-        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        fields = asdict(self)
+        if not self.finetune_steps:  # keys of recipes without fine-tuning stay as they were
+            for name in ("finetune_devices", "finetune_steps", "finetune_envs"):
+                fields.pop(name)
+        text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -470,11 +476,17 @@ def imitate(
 def train_device_policy(
     recipe: DevicePolicyRecipe, cache_dir: str | Path = Path("runs") / ".device-policy-cache"
 ) -> Path:
-    """Weights of a DevicePolicy trained by ``recipe``; reused from ``cache_dir`` if there.
+    """Weights of a DevicePolicy trained by ``recipe``; shipped or cached ones if there.
+
+    Looks in :data:`PRETRAINED_DIR` (``device-policy-<key>.pt``), then ``cache_dir``;
+    trains otherwise.
 
     Returns the ``.pt`` file (:func:`agents.device_policy.load_weights`); beside it
     ``recipe.json`` (the recipe, time taken, throughput).
     """
+    shipped = PRETRAINED_DIR / f"device-policy-{recipe.key()}.pt"
+    if shipped.is_file():
+        return shipped
     folder = Path(cache_dir) / f"device-policy-{recipe.key()}"
     weights = folder / "device_policy.pt"
     if weights.is_file():
