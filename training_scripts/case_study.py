@@ -185,11 +185,14 @@ class ModelResult:
     participation: str
     summaries: list
     paired: list[PairedDifference]
+    #: ``{agent: {metric: {seed: value}}}``, rounds/time to target censored at the horizon
     per_seed: dict[str, dict[str, dict[int, float]]]
     target_accuracy: float | None
     files: dict[str, Path]
     paired_ok: bool
     scenario: dict[str, Any]
+    #: per agent: (seeds that reached the target accuracy, seeds run)
+    reached: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -595,6 +598,7 @@ def _analyse_model(
             math.floor(100 * TARGET_FRACTION * float(np.mean(source))) / 100 if source else None
         )
     per_seed = episode_metrics(rows, target)
+    reached = reached_counts(per_seed)
     censor_to_horizon(per_seed, rows, cfg.rounds)
     metrics = [
         m.key
@@ -652,7 +656,7 @@ def _analyse_model(
         paired, shown, folder / "paired.png", f"{title}: difference to {cfg.baseline} (95% CI)"
     )
     return ModelResult(
-        label, summaries, paired, per_seed, target, files, paired_ok, scenario.to_dict()
+        label, summaries, paired, per_seed, target, files, paired_ok, scenario.to_dict(), reached
     )
 
 
@@ -791,7 +795,6 @@ def _model_section(cfg: CaseStudyConfig, m: ModelResult, out: Path) -> list[str]
         else f"round period {up['slot_s']} s, upload deadline {sc['deadline_s']} s"
     )
     classes = le["classes"] if le["classes"] is not None else "all"
-    reached = reached_counts(m.per_seed)
     lines = [
         f"## {m.participation} participation",
         "",
@@ -809,7 +812,7 @@ def _model_section(cfg: CaseStudyConfig, m: ModelResult, out: Path) -> list[str]
             else ""
         ),
         "- seeds reaching the target: "
-        + ", ".join(f"{a} {r}/{n}" for a, (r, n) in reached.items()),
+        + ", ".join(f"{a} {r}/{n}" for a, (r, n) in m.reached.items()),
         "- pairing check (data split, partition, initial model and first channel gains "
         "hashed per seed): " + ("identical across all agents" if m.paired_ok else "**MISMATCH**"),
         "",
