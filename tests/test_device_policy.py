@@ -247,3 +247,24 @@ def _policy_for(env) -> DevicePolicy:
     torch.manual_seed(0)
     layout = env.unwrapped.observation_layout
     return DevicePolicy(layout.space(), env.action_space, lambda _: 1e-3, layout=layout, d_model=16)
+
+
+def test_shipped_weights_load_for_the_default_scenario_and_beat_random():
+    from training_scripts.train import PRETRAINED_DIR
+
+    env = gym.make("qfl_gym/ChannelPower-v0", horizon=10)
+    agent = agents.make("device-policy", env, seed=0)  # no path: the recipe's weights
+    assert agent.path.parent == PRETRAINED_DIR, (
+        f"{agent.path}: the default recipe's key changed; re-ship its weights "
+        "(training_scripts.train.train_device_policy, copy into training_scripts/pretrained/)"
+    )
+    rnd = agents.make("random", env, seed=0)
+    totals = {}
+    for name, player in (("policy", agent), ("random", rnd)):
+        obs, info = env.reset(seed=123)
+        total = 0.0
+        for _ in range(10):
+            obs, reward, _, _, info = env.step(player.act(obs, info))
+            total += reward
+        totals[name] = total
+    assert totals["policy"] > 1.3 * totals["random"], totals
