@@ -5,7 +5,9 @@ Measures, in one run:
   random actions from ``action_space.sample()``, resets included) and of
   ``gym.make("CartPole-v1")`` the same way, and their ratio;
 - batched ``AllocationProblem.sum_rate`` assignment evaluations/s at M=4096 (K=10,
-  N=4), with perfect SIC (default) and with imperfect SIC (full SINR path).
+  N=4), with perfect SIC (default) and with imperfect SIC (full SINR path);
+- batched ``AllocationProblem.reward`` assignment evaluations/s at M=4096 (K=10, N=4,
+  perfect SIC) for every objective of ``qfl_gym.wireless.problem.OBJECTIVES``.
 
 Targets: ChannelPower-v0 >= 0.25x CartPole-v1; >= 2e6 evaluations/s.
 
@@ -25,7 +27,7 @@ import numpy as np
 
 import qfl_gym  # noqa: F401
 from qfl_gym.wireless.config import uplink_config
-from qfl_gym.wireless.problem import AllocationProblem
+from qfl_gym.wireless.problem import OBJECTIVES, AllocationProblem
 
 
 def env_steps_per_s(env_id: str, steps: int, **kwargs) -> float:
@@ -55,6 +57,21 @@ def sum_rate_evals_per_s(sic_residual: float, batch: int, calls: int) -> float:
     return batch * calls / (time.perf_counter() - start)
 
 
+def reward_evals_per_s(objective: str, batch: int, calls: int) -> float:
+    """``AllocationProblem.reward`` assignments/s with ``objective`` (K=10, N=4, eps=0)."""
+    cfg = uplink_config("default", objective=objective)
+    rng = np.random.default_rng(0)
+    gains = rng.exponential(size=(cfg.num_devices, cfg.num_subchannels)) * 1e-10
+    problem = AllocationProblem.from_config(cfg, gains)
+    ch = rng.integers(0, cfg.num_subchannels, (batch, cfg.num_devices))
+    lv = rng.integers(0, cfg.num_power_levels, (batch, cfg.num_devices))
+    problem.reward(ch, lv)  # warm-up
+    start = time.perf_counter()
+    for _ in range(calls):
+        problem.reward(ch, lv)
+    return batch * calls / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -69,6 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
     ratios = [a / b for a, b in zip(ours, cartpole, strict=True)]
     perfect = [sum_rate_evals_per_s(0.0, 4096, 200) for _ in range(args.repeats)]
     imperfect = [sum_rate_evals_per_s(0.1, 4096, 50) for _ in range(args.repeats)]
+    rewards = {
+        o: statistics.median(reward_evals_per_s(o, 4096, 50) for _ in range(args.repeats))
+        for o in OBJECTIVES
+    }
     result = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": platform.python_version(),
@@ -81,6 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sum_rate_evals_per_s_perfect_sic_M4096": statistics.median(perfect),
         "sum_rate_evals_per_s_imperfect_sic_M4096": statistics.median(imperfect),
         "sum_rate_target": 2e6,
+        "reward_evals_per_s_M4096": rewards,
     }
     if args.json:
         print(json.dumps(result))
@@ -96,6 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"sum_rate, eps=0.1 {result['sum_rate_evals_per_s_imperfect_sic_M4096']:>12,.0f}"
             " assignments/s at M=4096 (full SINR path)"
         )
+        for objective, rate in rewards.items():
+            print(f"reward {objective:<10} {rate:>12,.0f} assignments/s at M=4096 (eps=0)")
     return result
 
 
