@@ -649,8 +649,10 @@ def _analyse_model(
         )
         if png is not None:
             files["accuracy_vs_time_png"] = png
-    shown = [m for m in HEADLINE_METRICS if m in metrics] + [
-        m for m in ("sum_rate_mbps", "deliveries", "round_time_s") if m in metrics
+    shown = [
+        m
+        for m in (*HEADLINE_METRICS, "sum_rate_mbps", "deliveries", "round_time_s")
+        if m in metrics and _varies(paired, m)
     ]
     files["paired_png"] = plots.plot_paired(
         paired, shown, folder / "paired.png", f"{title}: difference to {cfg.baseline} (95% CI)"
@@ -658,6 +660,12 @@ def _analyse_model(
     return ModelResult(
         label, summaries, paired, per_seed, target, files, paired_ok, scenario.to_dict(), reached
     )
+
+
+def _varies(paired: Sequence[PairedDifference], metric: str) -> bool:
+    """False when every agent's difference in ``metric`` is exactly 0 (e.g. the round
+    duration under the deadline model): nothing to plot."""
+    return any(d.mean_diff != 0.0 or d.ci_low != d.ci_high for d in paired if d.metric == metric)
 
 
 def censor_to_horizon(per_seed: dict, rows: Sequence, rounds: int) -> None:

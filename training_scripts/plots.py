@@ -97,7 +97,7 @@ def plot_curves(
             ax.plot(xv, mean, "k--", lw=1.6, label=agent)
             continue
         (line,) = ax.plot(xv, mean, label=agent)
-        ax.fill_between(xv, mean - half, mean + half, color=line.get_color(), alpha=0.12)
+        ax.fill_between(xv, mean - half, mean + half, color=line.get_color(), alpha=0.07)
     if target is not None:
         ax.axhline(target, color="grey", ls=":", lw=1.0, label=f"target {target:g}")
     ax.set_xlabel("round" if x == "step" else "simulated time (s)")
