@@ -134,7 +134,10 @@ class RelaxedObjective:
 
     def __call__(self, channels: np.ndarray, powers_w: np.ndarray) -> np.ndarray | float:
         """Relaxed objective at continuous powers; leading batch axes allowed."""
-        rate, _ = continuous_rates(self.problem, channels, powers_w)
+        rate, sinr = continuous_rates(self.problem, channels, powers_w)
+        if self.constants.linear:  # nothing to relax: the objective itself
+            value = objective_value(rate, sinr, powers_w, self.constants)
+            return float(value) if np.ndim(value) == 0 else value
         value = smooth_objective(
             rate,
             powers_w,
