@@ -115,6 +115,19 @@ class ChannelPowerEnv(AllocationEnv):
     one column per sub-channel, grey level = full-power SNR, the chosen sub-channel in
     red (brighter = higher power).
 
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import qfl_gym
+    >>> env = gym.make("qfl_gym/ChannelPower-v0", scenario="small")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape  # K*N + K + 1 with K=4 devices on N=2 sub-channels
+    (13,)
+    >>> action = env.unwrapped.encode_action([0, 1, 0, 1], [1, 1, 1, 1])
+    >>> obs, reward, terminated, truncated, info = env.step(action)
+    >>> info["rate_bps"].shape, bool(reward > 0)
+    ((4,), True)
+
     ## Version History
 
     * v0: initial release; ``objective`` option added later (default unchanged, same

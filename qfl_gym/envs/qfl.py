@@ -188,6 +188,20 @@ class QFLEnv(AllocationEnv):
     False; their assigned sub-channel and power still count on the uplink). The
     channel realizations do not depend on these options.
 
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import qfl_gym
+    >>> env = gym.make(
+    ...     "qfl_gym/QFL-v0", num_devices=4, n_qubits=3, dataset="iris", classes=None, rounds=2
+    ... )
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape  # K*N + 3K + 2 with K=4 devices on N=4 sub-channels
+    (30,)
+    >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    >>> info["delivered"].shape, info["round"]
+    ((4,), 1)
+
     ## Version History
 
     * v0: initial release; ``participation``, ``round_time_s`` / ``wall_time_s`` and the

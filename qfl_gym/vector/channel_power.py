@@ -113,6 +113,20 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
     channels are one :class:`~qfl_gym.wireless.secrecy.EavesdropperChannelBatch`; the
     ``info`` keys and the ``secrecy_reward`` are the single env's.
 
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import qfl_gym
+    >>> envs = gym.make_vec("qfl_gym/ChannelPower-v0", num_envs=8, scenario="small")
+    >>> type(envs).__name__
+    'ChannelPowerVectorEnv'
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs.shape
+    (8, 13)
+    >>> obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
+    >>> rewards.shape, info["sum_rate_bps"].shape
+    ((8,), (8,))
+
     ## Version History
 
     * v0: initial release; eavesdroppers supported later.

@@ -1,7 +1,7 @@
 """``qfl_gym/QFL-v0`` as a native batched :class:`gymnasium.vector.VectorEnv`.
 
-A QFL-v0 round is almost all local VQC training (~7 ms of a ~7.5 ms ``small`` round;
-the uplink takes tens of microseconds), and the fast simulator already trains the
+A QFL-v0 round is almost all local VQC training (the uplink is a small fraction of
+it; figures on the docs' benchmarks page), and the fast simulator already trains the
 ``(K, P)`` parameters of K devices in one forward/backward pass. So the vector env
 trains the ``n x K`` devices of all its sub-environments as one ``(n K, P)`` batch
 (:class:`~qfl_gym.learning.federated.LearnerBatch`), and runs the uplink of all
@@ -130,6 +130,23 @@ class QFLVectorEnv(UplinkVectorEnv):
 
     The round is :class:`~qfl_gym.envs.federated_round.FederatedRounds`, the same code
     that runs the single env (as its one-cell case).
+
+    ## Example
+
+    >>> import gymnasium as gym
+    >>> import qfl_gym
+    >>> envs = gym.make_vec(
+    ...     "qfl_gym/QFL-v0", num_envs=2, num_devices=4, n_qubits=3, dataset="iris",
+    ...     classes=None, rounds=2,
+    ... )
+    >>> type(envs).__name__
+    'QFLVectorEnv'
+    >>> obs, info = envs.reset(seed=0)
+    >>> obs.shape
+    (2, 30)
+    >>> obs, rewards, terminated, truncated, info = envs.step(envs.action_space.sample())
+    >>> info["num_delivered"].shape
+    (2,)
 
     ## Version History
 
