@@ -450,12 +450,6 @@ class AllocationProblem:
         value = objective_value(rate, sinr, const.power_levels_w.take(p), const)
         return float(value) if np.ndim(value) == 0 else value
 
-    def device_rewards(
-        self, rate_bps: np.ndarray, sinr: np.ndarray, power_w: np.ndarray
-    ) -> np.ndarray:
-        """Each device's share of :meth:`reward` (:func:`device_objective` of this problem)."""
-        return device_objective(rate_bps, sinr, power_w, self._c)
-
     def outcome(self, channels: Any, power_levels: Any) -> dict[str, Any]:
         """What one assignment (K,) achieves on this realization.
 
@@ -488,29 +482,6 @@ def _row_offsets(num_devices: int, num_subchannels: int) -> np.ndarray:
     out = np.arange(num_devices) * num_subchannels
     out.flags.writeable = False
     return out
-
-
-def allocation_reward(
-    sum_rate_bps: Any,
-    energy_j: np.ndarray,
-    outage: np.ndarray,
-    energy_weight: float,
-    outage_penalty: float,
-) -> Any:
-    """Reward in Mbit/s: ``sum_rate/1e6 - energy_weight*sum(E) - outage_penalty*#outage``.
-
-    The ``sum-rate`` objective (:func:`objective_value`) with the uplink's energy and
-    outage prices, from totals: ``energy_j`` (``p_k slot_s``, J) and ``outage`` have a
-    trailing device axis; the result has the shape of ``sum_rate_bps``. It subtracts
-    the summed prices, so it can differ from :func:`objective_value` in the last bits;
-    prefer :func:`objective_value`, which also knows the other objectives.
-    """
-    value = objective_value(None, None, None, _SUM_RATE, sum_rate_bps)
-    if energy_weight:
-        value = value - energy_weight * energy_j.sum(axis=-1)
-    if outage_penalty:
-        value = value - outage_penalty * outage.sum(axis=-1)
-    return value
 
 
 def device_objective(
@@ -655,7 +626,8 @@ def smooth_objective(
             growth = np.exp2(r / c.bandwidth_hz)  # 1 + SINR
             sinr = np.maximum(growth - 1.0, 1e-300)
             ok = np.exp(-c.waterfall_m / sinr)
-            d_ok = ok * c.waterfall_m / sinr**2 * growth * (np.log(2.0) / c.bandwidth_hz)
+            q = c.waterfall_m / sinr
+            d_ok = ok * q * (growth / sinr) * (np.log(2.0) / c.bandwidth_hz)
         else:
             ok, d_ok = 1.0, 0.0
         value = value + c.delivery_weight * (on_time * ok).sum(axis=-1)
@@ -735,10 +707,6 @@ def objective_constants(
         penalty = getattr(uplink, "min_rate_penalty", DEFAULT_MIN_RATE_PENALTY)
         return dataclasses.replace(const, shortfall_weight=float(penalty))
     return const
-
-
-#: The plain sum-rate weights (the rate term of :func:`allocation_reward`).
-_SUM_RATE = ProblemConstants(np.ones(1), np.ones(1), 1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
 @lru_cache(maxsize=64)
