@@ -62,3 +62,21 @@ def test_the_objectives_disagree_with_the_sum_rate_on_these_instances(objective)
     own = np.mean(scores("exhaustive", objective, objective))
     via_sum_rate = np.mean(scores("exhaustive", "sum-rate", objective))
     assert own > via_sum_rate * (1 + 1e-3) + 1e-6, (own, via_sum_rate)
+
+
+def test_sca_on_qfl_follows_the_scenario_objective():
+    # what the case study's "sca" (deliveries under the deadline model) relies on
+    envs = {
+        o: gym.make("qfl_gym/QFL-v0", scenario="small", objective=o)
+        for o in ("sum-rate", "deliveries")
+    }
+    own, via_sum_rate = [], []
+    for seed in (0, 1):
+        problems = {o: env.reset(seed=seed)[1]["problem"] for o, env in envs.items()}
+        assert problems["deliveries"].objective == "deliveries"
+        judge = problems["deliveries"]
+        for objective, out in (("deliveries", own), ("sum-rate", via_sum_rate)):
+            env = envs[objective]
+            action = agents.make("sca", env).act(None, {"problem": problems[objective]})
+            out.append(judge.reward(*env.unwrapped.decode_action(action)))
+    assert np.mean(own) > np.mean(via_sum_rate), (own, via_sum_rate)
