@@ -96,3 +96,16 @@ def test_qfl_episode_is_bit_identical_whatever_the_machine_thread_settings():
     one = run_python(EPISODE, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     two = run_python(EPISODE, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2")
     assert one == two
+
+
+def test_training_records_the_numeric_environment(tmp_path, capsys):
+    from training_scripts.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--env", "qfl_gym/ChannelPower-v0", "--scenario", "small"]
+    args += ["--timesteps", "64", "--n-envs", "2", "--out", str(out), "--no-progress"]
+    assert main(args) == 0, capsys.readouterr().err
+    numerics = json.loads((out / "run.json").read_text())["numerics"]
+    assert numerics["torch_threads"] == 1
+    assert numerics["env"]["OMP_NUM_THREADS"] == "1"
+    assert {"numpy", "numpy_simd", "blas", "torch", "torch_cpu_capability"} <= set(numerics)

@@ -7,7 +7,8 @@ Writes into the output folder:
 - ``checkpoints/<algo>_<steps>_steps.zip``: periodic checkpoints;
 - ``tb/``: TensorBoard logs; ``monitor/``: per-episode monitor CSVs; ``eval/``: evaluation
   history; ``run.json``: options, hyperparameters, step count, training throughput
-  (env-steps/s) and package versions;
+  (env-steps/s), package versions and the numeric environment (SIMD levels, threads:
+  :func:`qfl_gym.reproducibility.numerics_record`);
 - ``device_policy.pt``: the final weights alone when the policy is
   :class:`agents.device_policy.DevicePolicy` (they run at any K).
 
@@ -28,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qfl_gym.reproducibility import numerics_record
 from training_scripts.zoo_config import ALGOS, default_config_file, load_hyperparams
 
 
@@ -204,6 +206,8 @@ def train(opts: TrainOptions) -> TrainResult:
         "env_steps_per_s": round(steps_per_s, 1),
         "train_seconds": round(elapsed, 2),
         "versions": package_versions(),
+        # SIMD levels and threads: what the last float bits depend on across machines
+        "numerics": numerics_record(),
     }
     (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
     venv.close()
