@@ -171,8 +171,8 @@ class QFLEnv(AllocationEnv):
     ``partition``, ``backend``, ``aggregation``, ...), privacy fields (``dp_clip_norm``,
     ``dp_noise_multiplier``, ...), poisoning fields (``attacker_fraction``,
     ``attack``, ...) or quantum-noise fields (``depolarizing_p``,
-    ``amplitude_damping_gamma``, ``shots``, ``qubit_budget``); unknown names raise
-    ``ValueError`` listing the valid ones. ``render_mode="ansi"`` returns a text
+    ``amplitude_damping_gamma``, ``shots``, ``qubit_budget``); an unknown name raises
+    ``TypeError`` (Python's wording) listing the valid ones. ``render_mode="ansi"`` returns a text
     summary of the last round (per device: sub-channel, power, rate, latency, delivered,
     local loss); ``"rgb_array"`` the channel/assignment image of ``ChannelPower-v0``.
 
