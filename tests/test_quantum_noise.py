@@ -302,14 +302,3 @@ def test_bad_noise_objects_are_rejected():
             torch.zeros(2, dtype=torch.long),
             10,
         )
-
-
-def test_readme_snippet_runs(capsys):
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = text.split("### Quantum noise and hardware limits")[1].split("<!-- /section")[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    exec(compile(code, "README.md[quantum-noise]", "exec"), {"__name__": "readme_noise"})
-    assert "[ True  True  True False" in capsys.readouterr().out

@@ -271,7 +271,11 @@ class QFLScenario:
         return out
 
 
-_UPLINK_FIELDS = tuple(f.name for f in dataclasses.fields(UplinkConfig))
+#: uplink fields set by flat overrides (a name that is also a round setting, objective,
+#: is the round setting's: the uplink follows it)
+_UPLINK_FIELDS = tuple(
+    f.name for f in dataclasses.fields(UplinkConfig) if f.name not in ROUND_FIELDS
+)
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningConfig))
 _PRIVACY_FIELDS = tuple(f.name for f in dataclasses.fields(PrivacyConfig))
 _POISONING_FIELDS = tuple(f.name for f in dataclasses.fields(PoisoningConfig))
