@@ -74,6 +74,34 @@ def test_torchrl_wraps_the_native_vector_env(torchrl, env_id, kwargs):
     env.close()
 
 
+def test_torchrl_gymenv_num_envs_without_problem_objects(torchrl):
+    # GymEnv(num_envs=n) batches info with gymnasium's vector envs: it can only batch
+    # arrays, so the AllocationProblem objects stay out of info (env.problem keeps them)
+    env = torchrl.GymEnv(CP, num_envs=2, include_problem=False, **CP_KW)
+    assert env.batch_size == (2,)
+    torchrl.utils.check_env_specs(env, seed=0)
+    td = env.rollout(4, break_when_any_done=False)
+    assert td.batch_size == (2, 4)
+    env.close()
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), CASES, ids=IDS)
+def test_include_problem_false_leaves_only_the_problem_out(env_id, kwargs):
+    with_problem = gym.make(env_id, **kwargs)
+    without = gym.make(env_id, include_problem=False, **kwargs)
+    _, a = with_problem.reset(seed=3)
+    _, b = without.reset(seed=3)
+    assert "problem" in a and "problem" not in b
+    assert set(a) - set(b) == {"problem"}
+    np.testing.assert_array_equal(without.unwrapped.problem.gains, a["problem"].gains)
+    action = with_problem.action_space.sample()
+    _, ra, _, _, a = with_problem.step(action)
+    _, rb, _, _, b = without.step(action)
+    assert ra == rb and set(a) - set(b) == {"problem"}
+    with pytest.raises(ValueError, match="include_problem"):
+        gym.make(env_id, include_problem="no", **kwargs)
+
+
 def test_torchrl_serial_env_matches_separate_envs(torchrl):
     def make():
         return torchrl.GymEnv(CP, **CP_KW)

@@ -16,6 +16,7 @@ import numpy as np
 
 from qfl_gym.envs.action import ActionCodec
 from qfl_gym.envs.observation import ObservationLayout
+from qfl_gym.validation import check_bool
 from qfl_gym.wireless.config import UplinkConfig
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
 
@@ -63,8 +64,13 @@ class AllocationEnv(AllocationHooks, gym.Env):
     :meth:`_set_problem` (gains, K x N, linear).
     """
 
-    def __init__(self, config: UplinkConfig, render_mode: str | None = None) -> None:
+    def __init__(
+        self, config: UplinkConfig, render_mode: str | None = None, include_problem: bool = True
+    ) -> None:
         self.render_mode = check_render_mode(type(self), render_mode)
+        #: False: ``info`` holds no ``problem`` (``env.problem`` still does); for tools
+        #: that can only batch arrays (TorchRL's vectorized ``GymEnv``)
+        self.include_problem = check_bool("include_problem", include_problem)
         self.config = config
         self.codec = ActionCodec.for_config(config)
         self.action_space = self.codec.space()
@@ -95,6 +101,12 @@ class AllocationEnv(AllocationHooks, gym.Env):
         if self._problem is None:
             raise RuntimeError(f"{type(self).__name__}.problem: call reset() first")
         return self._problem
+
+    def _info(self, info: dict[str, Any]) -> dict[str, Any]:
+        """``info`` as returned: without ``problem`` unless :attr:`include_problem`."""
+        if not self.include_problem:
+            info.pop("problem", None)
+        return info
 
     def _set_problem(self, gains: np.ndarray) -> None:
         self._problem = AllocationProblem._trusted(gains, self._constants)

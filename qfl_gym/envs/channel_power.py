@@ -140,9 +140,10 @@ class ChannelPowerEnv(AllocationEnv):
         self,
         scenario: str | UplinkConfig = "default",
         render_mode: str | None = None,
+        include_problem: bool = True,
         **overrides: Any,
     ) -> None:
-        super().__init__(uplink_config(scenario, **overrides), render_mode)
+        super().__init__(uplink_config(scenario, **overrides), render_mode, include_problem)
         layout = self.observation_layout
         # observation buffer; slices (not views: views would not survive deepcopy)
         self._obs = layout.new()
@@ -179,7 +180,7 @@ class ChannelPowerEnv(AllocationEnv):
             info["eavesdropper_gains"] = self.eavesdroppers.reset(
                 self.np_random.spawn(1)[0], self.channel.positions_m
             )
-        return self._observation(), info
+        return self._observation(), self._info(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         a = self.codec.validate(action)
@@ -195,7 +196,8 @@ class ChannelPowerEnv(AllocationEnv):
         info["problem"] = self._problem
         if self.eavesdroppers is not None:
             reward = self._secrecy_step(info, out, reward)
-        return self._observation(), reward, False, self._t >= self.config.horizon, info
+        truncated = self._t >= self.config.horizon
+        return self._observation(), reward, False, truncated, self._info(info)
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "rgb_array":

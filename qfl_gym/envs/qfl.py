@@ -214,11 +214,13 @@ class QFLEnv(AllocationEnv):
         self,
         scenario: str | QFLScenario = "small",
         render_mode: str | None = None,
+        include_problem: bool = True,
         **overrides: Any,
     ) -> None:
         self.scenario = sc = qfl_scenario(scenario, **overrides)
         self.learning_config = sc.learning
-        super().__init__(sc.uplink, render_mode)  # ``config``: the uplink, as ChannelPower-v0's
+        # ``config``: the uplink, as ChannelPower-v0's
+        super().__init__(sc.uplink, render_mode, include_problem)
         self._last: dict[str, Any] | None = None
 
     def _build(self) -> None:
@@ -245,7 +247,7 @@ class QFLEnv(AllocationEnv):
         info = self.rounds.reset(_ONLY_CELL, [self.np_random], whole=True)[0]
         self._problem = info["problem"]
         self._last = None
-        return self.rounds.observe()[0], info
+        return self.rounds.observe()[0], self._info(info)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._problem is None:
@@ -256,7 +258,7 @@ class QFLEnv(AllocationEnv):
         self._problem = info["problem"]
         self._last = {"action": a, **info}
         obs = self.rounds.observe()[0]
-        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+        return obs, float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info(info)
 
     def render(self) -> str | np.ndarray | None:
         if self.render_mode == "rgb_array":

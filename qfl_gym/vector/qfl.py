@@ -22,7 +22,7 @@ from gymnasium.vector import AutoresetMode
 from qfl_gym.envs.federated_round import FederatedRounds
 from qfl_gym.envs.observation import ObservationLayout, snr_feature_fn
 from qfl_gym.envs.qfl_scenario import QFLScenario, qfl_scenario
-from qfl_gym.validation import check_int
+from qfl_gym.validation import check_bool, check_int
 from qfl_gym.vector.uplink_base import UplinkVectorEnv, reject_max_episode_steps
 from qfl_gym.wireless.channel_batch import UplinkChannelBatch
 from qfl_gym.wireless.problem import AllocationProblem, ProblemConstants
@@ -125,8 +125,10 @@ class QFLVectorEnv(UplinkVectorEnv):
     ``num_envs`` (int >= 1), ``scenario`` and ``**overrides`` as for QFL-v0 (a preset
     of :data:`~qfl_gym.envs.qfl_scenario.QFL_PRESETS` or a
     :class:`~qfl_gym.envs.qfl_scenario.QFLScenario`, and flat field overrides),
-    ``autoreset_mode`` (``AutoresetMode`` or its value string). ``render_mode`` must
-    be None (the single env renders ``ansi`` / ``rgb_array``).
+    ``autoreset_mode`` (``AutoresetMode`` or its value string), ``include_problem``
+    (bool, default True; False leaves ``problem`` out of ``info``, for tools that
+    batch only arrays, ``problem(i)`` still works). ``render_mode`` must be None (the
+    single env renders ``ansi`` / ``rgb_array``).
 
     The round is :class:`~qfl_gym.envs.federated_round.FederatedRounds`, the same code
     that runs the single env (as its one-cell case).
@@ -160,9 +162,11 @@ class QFLVectorEnv(UplinkVectorEnv):
         *,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        include_problem: bool = True,
         **overrides: Any,
     ) -> None:
         reject_max_episode_steps(overrides, "rounds")
+        self.include_problem = check_bool("include_problem", include_problem)
         self.scenario = sc = qfl_scenario(scenario, **overrides)
         self.learning_config = sc.learning
         super().__init__(num_envs, sc.uplink, render_mode, autoreset_mode)
@@ -249,6 +253,8 @@ class QFLVectorEnv(UplinkVectorEnv):
         """Reset sub-environments ``idx`` as ``QFLEnv.reset`` does; add their reset info."""
         infos = self.rounds.reset(idx, [self._rngs[i] for i in idx.tolist()], whole)
         for i, env_info in zip(idx.tolist(), infos, strict=True):
+            if not self.include_problem:
+                env_info.pop("problem")
             info = self._add_info(info, env_info, i)
         return info
 
@@ -257,6 +263,8 @@ class QFLVectorEnv(UplinkVectorEnv):
         sub-environments that reset this step: zero / None, masked out)."""
         info: dict[str, Any] = {}
         partial_step = bool(pending.any())
+        if not self.include_problem:
+            values.pop("problem")
         for key, value in values.items():
             if partial_step:
                 value = value.copy()
