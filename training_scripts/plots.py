@@ -102,7 +102,7 @@ def plot_curves(
         ax.axhline(target, color="grey", ls=":", lw=1.0, label=f"target {target:g}")
     ax.set_xlabel("round" if x == "step" else "simulated time (s)")
     if x != "step":
-        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xscale("log")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
