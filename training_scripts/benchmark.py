@@ -104,6 +104,10 @@ def agent_factory(spec: str, **agent_kwargs: Any) -> tuple[str, Callable[[Any], 
         if not Path(arg).is_file():
             raise ValueError(f"model file {arg!r} does not exist")
         return f"sb3:{Path(arg).stem}", lambda env: agents.make("sb3", env, path=arg)
+    if name == "device-policy" and arg:  # device-policy:<weights .pt or PPO zip>
+        if not Path(arg).is_file():
+            raise ValueError(f"weights file {arg!r} does not exist")
+        return f"device-policy:{Path(arg).stem}", lambda env: agents.make(name, env, path=arg)
     if arg:
         raise ValueError(f"agent {name!r} takes no ':' argument (got {spec!r})")
     return name, lambda env: agents.make(name, env, **agent_kwargs)
