@@ -25,12 +25,13 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$*]"
 	touch $@
 
-# The main job: the full case study (QFL-v0 `case-study` preset, 50 devices, 30 rounds,
-# 3 seeds; 6-8 min on 2 cores, 4-5 min once the PPO policy is cached) -> results/<timestamp>/
+# The main job: the case study on QFL-v0 `case-study-full` (50 devices, 30 rounds), full
+# and deadline participation, 10 paired seeds, agents in 2 processes -> results/<timestamp>/
+# (~40 CPU-min, ~20 min on 2 idle cores, mostly QAOA's 1200 decisions; docs/case-study.md)
 demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/qfl-gym case-study
 
-# The same job on the small preset (8 devices; ~1 min, ~40 s with PPO cached).
+# The same job on the small preset (8 devices, 5 seeds): a smoke run of every agent.
 quick: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/qfl-gym case-study --quick
 
