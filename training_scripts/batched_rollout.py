@@ -115,6 +115,7 @@ def run_agent_on_seeds(
         agent.reset(seed=seed)
     env = make_vector_env(n, env_kwargs)
     try:
+        base = getattr(env, "unwrapped", env)
         obs, info = env.reset(seed=seeds)
         fingerprints = {s: pairing_fingerprint(env, i) for i, s in enumerate(seeds)}
         per_seed: list[list[StepRecord]] = [[] for _ in seeds]
@@ -124,7 +125,9 @@ def run_agent_on_seeds(
             actions = np.zeros((n, *env.single_action_space.shape), dtype=np.int64)
             times = np.full(n, math.nan)
             for i in np.flatnonzero(active):
-                actions[i] = agents[i].act(obs[i], sub_env_info(info, i))
+                one = sub_env_info(info, i)
+                one["problem"] = base.problem(int(i))  # also when info leaves it out
+                actions[i] = agents[i].act(obs[i], one)
                 times[i] = float(agents[i].last_stats.get("decision_time_s", math.nan))
             obs, reward, terminated, truncated, info = env.step(actions)
             for i in np.flatnonzero(active):
