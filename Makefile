@@ -27,7 +27,7 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 
 # The main job: the case study on QFL-v0 `case-study-full` (50 devices, 30 rounds), full
 # and deadline participation, 10 paired seeds, agents in 2 processes -> results/<timestamp>/
-# (~40 CPU-min, ~20 min on 2 idle cores, mostly QAOA's 1200 decisions; docs/case-study.md)
+# (~40 CPU-min, 20-25 min on 2 cores, mostly QAOA's 1200 decisions; docs/case-study.md)
 demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/qfl-gym case-study
 
