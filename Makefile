@@ -25,9 +25,10 @@ $(VENV)/.installed-%: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[$*]"
 	touch $@
 
-# The main job: the case study on QFL-v0 `case-study-full` (50 devices, 30 rounds), full
-# and deadline participation, 10 paired seeds, agents in 2 processes -> results/<timestamp>/
-# (~40 CPU-min, 20-25 min on 2 cores, mostly QAOA's 1200 decisions; docs/case-study.md)
+# The main job: the case study on QFL-v0 `case-study-full` (50 devices, 30 rounds, full
+# participation: the reference study's setting), 10 paired seeds, agents in 2 processes
+# -> results/<timestamp>/ (mostly QAOA's decisions at K = 50; docs/case-study.md; add
+# `--participation full,deadline` for the deadline model too, about twice the time)
 demo: $(VENV)/.installed-$(RUN_EXTRAS)
 	$(BIN)/qfl-gym case-study
 

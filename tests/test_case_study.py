@@ -212,6 +212,7 @@ def test_case_study_run_writes_paired_results_per_participation_model(tmp_path):
         rounds=3,
         agents=("greedy", "random", "sca@sum-rate"),
         workers=1,
+        participation=("full", "deadline"),
         scenario_overrides=tiny_qfl(),
     )
     result = run_case_study(cfg, out=tmp_path / "run")

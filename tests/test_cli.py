@@ -190,6 +190,8 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
             "num_devices=3",
             "--workers",
             "2",
+            "--participation",
+            "full,deadline",
             "--agents",  # the defaults without device-policy (its recipe trains ~1 min)
             ",".join(a for a in DEFAULT_AGENTS if a != "device-policy"),
         ],

@@ -332,8 +332,9 @@ def case_study(
     participation: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated participation models to run (default full,deadline; "
-            "'scenario': the scenario's own)."
+            help="Comma-separated participation models to run (default full, the reference "
+            "study's setting; 'full,deadline' adds the deadline model; 'scenario': the "
+            "scenario's own)."
         ),
     ] = None,
     workers: Annotated[
