@@ -161,10 +161,12 @@ class QFLEnv(AllocationEnv):
 
     ``gym.make("qfl_gym/QFL-v0", scenario="small", **overrides)``: ``scenario`` is a
     preset of :data:`qfl_gym.envs.qfl_scenario.QFL_PRESETS` (``small``, ``case-study``,
-    and the security presets ``secrecy``, ``private``, ``byzantine``; the quantum
-    hardware preset ``noisy-nisq``)
+    ``case-study-full`` (the reference study's setting: full participation, round-time
+    objective), the security presets ``secrecy``, ``private``, ``byzantine``; the
+    quantum hardware preset ``noisy-nisq``)
     or a :class:`~qfl_gym.envs.qfl_scenario.QFLScenario`; ``overrides`` set round
-    settings (``rounds``, ``deadline_s``, ``reward``, ``energy_cost``,
+    settings (``rounds``, ``deadline_s``, ``reward``, ``energy_cost``, ``participation``,
+    ``max_round_s``, ``local_compute_s``, ``objective``,
     ``target_accuracy``, ``waterfall_threshold_db``, ``packet_errors``,
     ``secure_upload``), uplink fields (``num_devices``, ``slot_s``, ``update_bits``,
     ``num_eavesdroppers``, ...), learning fields (``n_qubits``, ``dataset``,
