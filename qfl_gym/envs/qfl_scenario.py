@@ -63,7 +63,6 @@ ROUND_FIELDS = (
 )
 
 
-
 @dataclass(frozen=True)
 class QFLScenario:
     """A quantum-federated-learning scenario: uplink + learning task + round settings.
@@ -138,8 +137,7 @@ class QFLScenario:
     local_compute_s: float = param(
         0.0,
         "s",
-        "full participation: local training time added to every round (same on all "
-        "devices)",
+        "full participation: local training time added to every round (same on all devices)",
         "chosen: 0, so round times compare uplink allocations alone",
     )
     secure_upload: bool = param(

@@ -407,9 +407,7 @@ class LearnerBatch:
         if len(learners) == 1 or learners[0].quantum_noise.train_shots is not None:
             # nothing to stack, or finite-shot gradients: each learner its own draws
             return [learner.run_round(d) for learner, d in zip(learners, delivered, strict=True)]
-        masks = [
-            learner.check_delivered(d) for learner, d in zip(learners, delivered, strict=True)
-        ]
+        masks = [learner.check_delivered(d) for learner, d in zip(learners, delivered, strict=True)]
         for learner in learners:
             learner.check_reset()
         config = learners[0].config

@@ -173,9 +173,7 @@ class ChannelPowerVectorEnv(UplinkVectorEnv):
         return objective_constants(self.config.objective, self.config)
 
     # ------------------------------------------------------------------ API
-    def _reset_selected(
-        self, idx: np.ndarray, masked: bool
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def _reset_selected(self, idx: np.ndarray, masked: bool) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset sub-environments ``idx``; info: ``problem`` (if ``include_problem``) and
         ``eavesdropper_gains`` (with eavesdroppers), with masks."""
         gains = self._reset_rows(idx, whole=not masked)

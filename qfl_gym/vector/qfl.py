@@ -174,9 +174,7 @@ class QFLVectorEnv(UplinkVectorEnv):
 
     def _build(self) -> None:
         cfg = self.config
-        self.channel = UplinkChannelBatch(
-            cfg, self.num_envs, features=snr_feature_fn(cfg)
-        )
+        self.channel = UplinkChannelBatch(cfg, self.num_envs, features=snr_feature_fn(cfg))
         #: the federated rounds of every sub-environment, run as one batch
         self.rounds = FederatedRounds(self.scenario, self.channel)
         #: one federated learner per sub-environment
@@ -191,9 +189,7 @@ class QFLVectorEnv(UplinkVectorEnv):
         return self.rounds.constants
 
     # ------------------------------------------------------------------ API
-    def _reset_selected(
-        self, idx: np.ndarray, masked: bool
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def _reset_selected(self, idx: np.ndarray, masked: bool) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset sub-environments ``idx``; info: their QFL-v0 reset ``info``, batched."""
         info = self._reset_envs(idx, whole=len(idx) == self.num_envs, info={})
         self._autoreset[idx] = False

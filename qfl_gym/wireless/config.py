@@ -97,8 +97,7 @@ class UplinkConfig(ConfigFields):
     min_rate_penalty: float = param(
         10.0,
         "-",
-        "objective='min-rate': penalty (Mbit/s) per Mbit/s a device falls short of "
-        "min_rate_bps",
+        "objective='min-rate': penalty (Mbit/s) per Mbit/s a device falls short of min_rate_bps",
     )
     horizon: int = param(100, "steps", "episode length (truncation)")
     # ----------------------------------------- eavesdropping (qfl_gym.wireless.secrecy)
