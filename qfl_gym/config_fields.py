@@ -16,7 +16,7 @@ the keyword. A bad value for a known field stays a :class:`ValueError`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import field
 from typing import Any, Self
 
@@ -36,6 +36,27 @@ def param(default: Any, unit: str, doc: str, source: str = "") -> Any:
         Where the default comes from (standard, paper), "" when it is a free choice.
     """
     return field(default=default, metadata={"unit": unit, "doc": doc, "source": source})
+
+
+def part(factory: Callable[[], Any], doc: str) -> Any:
+    """A dataclass field holding a whole sub-configuration (made by ``factory``)."""
+    return field(default_factory=factory, metadata={"unit": "-", "doc": doc, "source": ""})
+
+
+def preset(scenario: Any, presets: Mapping[str, Any], cls: type) -> Any:
+    """``scenario`` itself if it is a ``cls``, else the preset it names.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not a preset (the message lists the presets).
+    """
+    if isinstance(scenario, cls):
+        return scenario
+    base = presets.get(scenario) if isinstance(scenario, str) else None
+    if base is None:
+        raise ValueError(f"unknown scenario {scenario!r}; valid: {', '.join(map(repr, presets))}")
+    return base
 
 
 class UnexpectedKeywordError(TypeError):

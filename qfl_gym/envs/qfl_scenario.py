@@ -28,10 +28,10 @@ shots when evaluating, per-device qubit budgets; overrides ``depolarizing_p``,
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from qfl_gym.config_fields import check_field_names, check_keywords, param
+from qfl_gym.config_fields import check_field_names, check_keywords, param, part, preset
 from qfl_gym.learning.attacks import PoisoningConfig, check_robustness
 from qfl_gym.learning.config import LearningConfig
 from qfl_gym.learning.data import check_enough_samples
@@ -70,16 +70,11 @@ class QFLScenario:
     The defaults are the ``small`` preset.
     """
 
-    uplink: UplinkConfig = field(
-        default_factory=lambda: UplinkConfig(
-            num_devices=8, num_subchannels=4, num_power_levels=4, slot_s=1.0
-        ),
-        metadata={"unit": "-", "doc": "the radio uplink; slot_s is the round period", "source": ""},
+    uplink: UplinkConfig = part(
+        lambda: UplinkConfig(num_devices=8, num_subchannels=4, num_power_levels=4, slot_s=1.0),
+        "the radio uplink; slot_s is the round period",
     )
-    learning: LearningConfig = field(
-        default_factory=LearningConfig,
-        metadata={"unit": "-", "doc": "data, VQC model and local training", "source": ""},
-    )
+    learning: LearningConfig = part(LearningConfig, "data, VQC model and local training")
     rounds: int = param(30, "rounds", "episode length R (truncation)", "reference study: ~30")
     deadline_s: float = param(
         0.1,
@@ -147,25 +142,13 @@ class QFLScenario:
         "[r_k - r_k,eve]^+ (needs eavesdroppers)",
         "Wyner 1975; Bloch et al. 2008",
     )
-    privacy: PrivacyConfig = field(
-        default_factory=PrivacyConfig,
-        metadata={"unit": "-", "doc": "differential privacy of the updates", "source": ""},
+    privacy: PrivacyConfig = part(PrivacyConfig, "differential privacy of the updates")
+    poisoning: PoisoningConfig = part(
+        PoisoningConfig, "malicious devices and the robust rules' tolerance"
     )
-    poisoning: PoisoningConfig = field(
-        default_factory=PoisoningConfig,
-        metadata={
-            "unit": "-",
-            "doc": "malicious devices and the robust rules' tolerance",
-            "source": "",
-        },
-    )
-    quantum_noise: QuantumNoiseConfig = field(
-        default_factory=QuantumNoiseConfig,
-        metadata={
-            "unit": "-",
-            "doc": "noise channels, measurement shots and qubit budgets of the devices' VQCs",
-            "source": "",
-        },
+    quantum_noise: QuantumNoiseConfig = part(
+        QuantumNoiseConfig,
+        "noise channels, measurement shots and qubit budgets of the devices' VQCs",
     )
 
     def __post_init__(self) -> None:
@@ -408,14 +391,7 @@ def qfl_scenario(scenario: str | QFLScenario = "small", **overrides: Any) -> QFL
     unexpected keyword argument ...``) listing the valid ones; a bad value raises
     ``ValueError``.
     """
-    if isinstance(scenario, QFLScenario):
-        base = scenario
-    else:
-        base = QFL_PRESETS.get(scenario) if isinstance(scenario, str) else None
-        if base is None:
-            raise ValueError(
-                f"unknown scenario {scenario!r}; valid: {', '.join(map(repr, QFL_PRESETS))}"
-            )
+    base = preset(scenario, QFL_PRESETS, QFLScenario)
     if not overrides:
         return base
     if "horizon" in overrides:

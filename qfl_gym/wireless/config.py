@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from qfl_gym.config_fields import ConfigFields, check_field_names, param
+from qfl_gym.config_fields import ConfigFields, check_field_names, param, preset
 from qfl_gym.validation import (
     check_bool,
     check_choice,
@@ -321,12 +321,5 @@ def uplink_config(scenario: str | UplinkConfig = "default", **overrides: Any) ->
     a bad value raises ``ValueError``.
     """
     check_field_names(UplinkConfig, overrides, caller="uplink_config")
-    if isinstance(scenario, UplinkConfig):
-        base = scenario
-    else:
-        base = UPLINK_PRESETS.get(scenario) if isinstance(scenario, str) else None
-        if base is None:
-            raise ValueError(
-                f"unknown scenario {scenario!r}; valid: {', '.join(map(repr, UPLINK_PRESETS))}"
-            )
+    base = preset(scenario, UPLINK_PRESETS, UplinkConfig)
     return base.replace(**overrides) if overrides else base
