@@ -22,6 +22,14 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: Path | str) -> Path:
+    """Lay out ``fig``, write it to ``path`` (PNG, 120 dpi), close it; return the path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def plot_metric_bars(
     summaries: Sequence[AgentSummary], metric: str, ylabel: str, path: Path, title: str = ""
 ) -> Path:
@@ -36,10 +44,7 @@ def plot_metric_bars(
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def curves_by_agent(
@@ -107,10 +112,7 @@ def plot_curves(
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_paired(paired: Sequence, metrics: Sequence[str], path: Path, title: str = "") -> Path:
@@ -160,10 +162,7 @@ def plot_paired(paired: Sequence, metrics: Sequence[str], path: Path, title: str
         ax.tick_params(axis="x", labelsize=7)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_decision_time(
@@ -186,7 +185,4 @@ def plot_decision_time(
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)

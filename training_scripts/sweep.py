@@ -444,7 +444,7 @@ def _axis(values: Sequence[Any]) -> tuple[list[float], list[str] | None]:
 
 def plot_metric(rows: Sequence[dict[str, Any]], fields: list[str], metric: str, path: Path):
     """``metric`` versus ``fields[0]``: mean over seeds, 95% band; a line per group."""
-    from training_scripts.plots import _pyplot
+    from training_scripts.plots import _pyplot, save_figure
     from training_scripts.results import mean_ci95
 
     plt = _pyplot()
@@ -473,10 +473,7 @@ def plot_metric(rows: Sequence[dict[str, Any]], fields: list[str], metric: str, 
     ax.set_title(f"{LABELS.get(metric, metric)} vs {xfield} (mean, 95% CI over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_traces(traces: Sequence[dict[str, Any]], xfield: str, path: Path) -> Path:
@@ -485,7 +482,7 @@ def plot_traces(traces: Sequence[dict[str, Any]], xfield: str, path: Path) -> Pa
     Each decision's trace is padded with its last value (converged) to the longest
     trace; mean over decisions and seeds with a 95% band.
     """
-    from training_scripts.plots import _pyplot
+    from training_scripts.plots import _pyplot, save_figure
     from training_scripts.results import mean_ci95
 
     plt = _pyplot()
@@ -506,7 +503,4 @@ def plot_traces(traces: Sequence[dict[str, Any]], xfield: str, path: Path) -> Pa
     ax.set_title("optimizer progress (mean, 95% CI over decisions and seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
