@@ -38,6 +38,18 @@ def param(default: Any, unit: str, doc: str, source: str = "") -> Any:
     return field(default=default, metadata={"unit": unit, "doc": doc, "source": source})
 
 
+def flat_fields(cfg: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Dotted field name -> ``(value, dataclasses.Field)`` of a (nested) config dataclass."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(flat_fields(value, f"{prefix}{f.name}."))
+        else:
+            out[f"{prefix}{f.name}"] = (value, f)
+    return out
+
+
 def part(factory: Callable[[], Any], doc: str) -> Any:
     """A dataclass field holding a whole sub-configuration (made by ``factory``)."""
     return field(default_factory=factory, metadata={"unit": "-", "doc": doc, "source": ""})

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import qfl_gym
+from qfl_gym.config_fields import flat_fields
 from qfl_gym.registration import env_presets
 
 
-def _flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(_flatten(value, f"{prefix}{f.name}."))
-        else:
-            unit = f.metadata.get("unit", "")
-            out[f"{prefix}{f.name}"] = f"{value!r}" + (f" {unit}" if unit not in ("", "-") else "")
+def _with_units(cfg: Any) -> dict[str, str]:
+    """Dotted field name -> ``repr(value)`` plus the field's unit."""
+    out = {}
+    for name, (value, f) in flat_fields(cfg).items():
+        unit = f.metadata.get("unit", "")
+        out[name] = f"{value!r}" + (f" {unit}" if unit not in ("", "-") else "")
     return out
 
 
@@ -34,7 +31,7 @@ def describe_envs(env_id: str | None = None) -> str:
         lines.append(f"{eid}  (presets: {', '.join(presets)})")
         for name, cfg in presets.items():
             lines.append(f"  [{name}]")
-            for key, value in _flatten(cfg).items():
+            for key, value in _with_units(cfg).items():
                 lines.append(f"    {key:<32} {value}")
         lines.append("")
     return "\n".join(lines).rstrip()

@@ -20,6 +20,8 @@ import importlib
 import re
 from typing import Any
 
+from qfl_gym.config_fields import flat_fields
+
 MARKER = re.compile(r"^<!-- (params|presets): (\S+) -->$", re.M)
 
 
@@ -80,16 +82,9 @@ def params_table(path: str) -> str:
     return "\n".join(lines)
 
 
-def flatten(cfg: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(cfg: Any) -> dict[str, Any]:
     """Dotted field name -> value of a (nested) config dataclass."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        if dataclasses.is_dataclass(value):
-            out.update(flatten(value, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = value
-    return out
+    return {name: value for name, (value, _) in flat_fields(cfg).items()}
 
 
 def presets_table(env_id: str) -> str:
