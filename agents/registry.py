@@ -25,6 +25,7 @@ _REGISTRY: dict[str, str] = {
     "qaoa-qubo": "agents.qaoa.agent:QuboQAOAAgent",
     "sb3": "agents.rl:SB3Agent",
     "device-policy": "agents.device_policy:DevicePolicyAgent",
+    "pretrained": "agents.pretrained:PretrainedAgent",
 }
 
 

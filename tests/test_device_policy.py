@@ -256,7 +256,7 @@ def test_shipped_weights_load_for_the_default_scenario_and_beat_random():
     agent = agents.make("device-policy", env, seed=0)  # no path: the recipe's weights
     assert agent.path.parent == PRETRAINED_DIR, (
         f"{agent.path}: the default recipe's key changed; re-ship its weights "
-        "(training_scripts.train.train_device_policy, copy into training_scripts/pretrained/)"
+        "(training_scripts.train.train_device_policy, then agents.pretrained.add_weights)"
     )
     rnd = agents.make("random", env, seed=0)
     totals = {}

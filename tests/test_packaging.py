@@ -76,6 +76,9 @@ def test_wheel_and_sdist_carry_license_and_hyperparameters(dist):
     metadata = zipfile.ZipFile(wheel).read("qfl_gym-0.1.0.dist-info/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata.splitlines()
     assert "qfl_gym/config_fields.py" in names
+    shipped = sorted(p.name for p in (ROOT / "agents" / "pretrained").iterdir())
+    assert "index.json" in shipped and any(n.endswith(".pt") for n in shipped)
+    assert {f"agents/pretrained/{n}" for n in shipped} <= names
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     assert {"LICENSE", "pyproject.toml", "README.md"} <= members
@@ -109,6 +112,7 @@ import gymnasium as gym
 import yaml
 import qfl_gym
 from training_scripts.zoo_config import default_config_file
+from agents.pretrained import available_weights
 text = importlib.resources.files("training_scripts").joinpath("hyperparams/ppo.yml").read_text()
 ids = sorted(yaml.safe_load(text))
 obs, _ = gym.make("qfl_gym/ChannelPower-v0", scenario="small").reset(seed=0)
@@ -117,17 +121,21 @@ print(default_config_file("ppo"))
 print(",".join(ids))
 print(importlib.metadata.metadata("qfl-gym")["License-Expression"])
 print(obs.shape)
+print(",".join(str(w.path) for w in available_weights()))
 """
     proc = subprocess.run(
         [str(python), "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
-    module_file, yaml_file, ids, license_expr, shape = proc.stdout.split("\n")[:5]
+    module_file, yaml_file, ids, license_expr, shape, weights = proc.stdout.split("\n")[:6]
     assert Path(module_file).is_relative_to(site)  # the installed copy, not the repository
     assert Path(yaml_file).is_relative_to(site) and Path(yaml_file).is_file()
     assert ids == "qfl_gym/ChannelPower-v0,qfl_gym/QFL-v0"
     assert license_expr == "Apache-2.0"
     assert shape == "(13,)"
+    shipped = sorted(p.name for p in (ROOT / "agents" / "pretrained").glob("*.pt"))
+    assert sorted(Path(w).name for w in weights.split(",")) == shipped  # index.json read
+    assert all(Path(w).is_relative_to(site) and Path(w).is_file() for w in weights.split(","))
     cli = subprocess.run(
         [str(venv / "bin" / "qfl-gym"), "--help"], cwd=tmp_path, capture_output=True, text=True
     )

@@ -352,7 +352,7 @@ PPO_FAST = {
 }
 DEVICE_METHODS = ("ppo", "imitation", "imitation+ppo")
 #: Weights shipped with the package, named by recipe key (checked before the cache).
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "agents" / "pretrained"
 
 
 @dataclass(frozen=True)
