@@ -52,7 +52,8 @@ from agents.base import Agent, problem_from
 from qfl_gym.envs.observation import ObservationLayout, layout_from_spec
 from qfl_gym.validation import check_bool, check_int
 
-MIXERS = ("attention", "deepsets")
+MIXERS = ("attention", "deepsets", "grid")
+HEADS = ("independent", "autoregressive")
 WEIGHTS_FORMAT = "qfl-gym-device-policy-1"
 
 
@@ -131,6 +132,123 @@ class DeviceActionDistribution(MultiCategoricalDistribution):
         return torch.cat([self.ch_logp.argmax(-1), self.lv_logp.argmax(-1)], 1)
 
 
+class _AutoregressiveDecoder(nn.Module):
+    """Per-device (sub-channel, level) logits given what earlier devices chose.
+
+    Each sub-channel keeps a state: the sum of ``relu(W h_jn + E l_j)`` over the earlier
+    devices ``j`` that chose it (sub-channel ``n``, level ``l_j``). Device ``i``'s logits
+    for the pair ``(n, l)`` come from its token ``h_in`` and sub-channel ``n``'s state.
+    """
+
+    def __init__(self, d: int, num_levels: int) -> None:
+        super().__init__()
+        self.num_levels = int(num_levels)
+        self.token = nn.Linear(d, d)
+        self.state = nn.Linear(d, d, bias=False)
+        self.out = nn.Linear(d, num_levels)
+        self.write = nn.Linear(d, d)
+        self.level_embed = nn.Embedding(num_levels, d)
+        nn.init.zeros_(self.out.bias)  # near-uniform initial policy
+        self.out.weight.data.mul_(0.01)
+
+    def contribution(self, chosen: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        """What a device that chose token ``chosen`` at ``level`` adds to its sub-channel."""
+        return torch.relu(self.write(chosen) + self.level_embed(level))
+
+
+class DeviceAutoregressiveDistribution(MultiCategoricalDistribution):
+    """Devices decide one after another, strongest first, each seeing earlier choices.
+
+    Over the same ``MultiDiscrete([N]*K + [L]*K)`` actions as
+    :class:`DeviceActionDistribution`, but device ``i`` draws its (sub-channel, level)
+    pair from a categorical over the ``N*L`` pairs conditioned on the choices of the
+    devices before it, in the order of their best full-power SNR (descending), so the
+    policy can coordinate ("one strong device per sub-channel") and stays equivariant to
+    permuting devices. ``log_prob`` is exact and parallel over devices (the states are
+    prefix sums of the given actions); ``sample`` / ``mode`` decide devices in K
+    sequential steps (``mode`` takes the most likely pair at each step). ``entropy`` is
+    the sum of the per-device conditional entropies along the actions last given to
+    ``log_prob`` (what PPO's entropy bonus uses), else along the mode.
+    """
+
+    def __init__(self, num_devices: int, num_subchannels: int, num_levels: int) -> None:
+        K, N, L = num_devices, num_subchannels, num_levels
+        super().__init__([N] * K + [L] * K)
+        self.K, self.N, self.L = K, N, L
+        self.decoder: _AutoregressiveDecoder | None = None
+
+    def proba_distribution(self, latent) -> DeviceAutoregressiveDistribution:
+        """``latent``: ``(tokens (B, K, N, d) in decision order, order (B, K))``.
+
+        ``order[b, i]`` is the device that decides ``i``-th.
+        """
+        self.h, self.order = latent
+        self._entropy = None
+        return self
+
+    def _step_logits(self, pre: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return self.decoder.out(torch.relu(pre + state)).flatten(-2)  # (..., N*L)
+
+    def _to_decision_order(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = actions.long()
+        return a[:, : self.K].gather(1, self.order), a[:, self.K :].gather(1, self.order)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        dec, h = self.decoder, self.h
+        ch, lv = self._to_decision_order(actions)
+        where = ch[:, :, None, None].expand(-1, -1, 1, h.shape[-1])
+        u = dec.state(dec.contribution(h.gather(2, where).squeeze(2), lv))  # (B, K, d)
+        placed = torch.zeros_like(h).scatter(2, where, u[:, :, None])  # on its sub-channel
+        before = torch.cat([torch.zeros_like(placed[:, :1]), placed.cumsum(1)[:, :-1]], 1)
+        logp = torch.log_softmax(self._step_logits(dec.token(h), before), -1)  # (B, K, N*L)
+        self._entropy = -(logp.exp() * logp).sum((-1, -2))
+        return logp.gather(2, (ch * self.L + lv)[:, :, None]).squeeze(-1).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        if self._entropy is None:
+            self.log_prob(self.mode())
+        return self._entropy
+
+    def _decide(self, greedy: bool) -> torch.Tensor:
+        # The K sequential steps run in numpy: at a batch of one observation a step is a
+        # few microseconds there against tens in torch's eager dispatch.
+        dec, L = self.decoder, self.L
+        B, K, N, d = self.h.shape
+        with torch.no_grad():
+            h = self.h
+            pre = dec.token(h).numpy()
+            # what each device would add to a sub-channel's state, for every (n, l) pair
+            levels = dec.level_embed.weight  # (L, d)
+            adds = dec.state(torch.relu(dec.write(h)[..., None, :] + levels)).flatten(2, 3)
+            adds = adds.numpy()
+            w_out, b_out = dec.out.weight.T.numpy(), dec.out.bias.numpy()
+            if not greedy:  # Gumbel-max on log-probabilities, drawn for all steps at once
+                gumbel = -torch.log(-torch.log(torch.rand(B, K, N * L).clamp_(1e-20, 1.0)))
+                gumbel = gumbel.numpy()
+        state = np.zeros((B, N, d), dtype=np.float32)
+        rows = np.arange(B)
+        pairs = np.empty((B, K), dtype=np.int64)
+        for i in range(K):
+            z = (np.maximum(pre[:, i] + state, 0.0) @ w_out + b_out).reshape(B, N * L)
+            if not greedy:
+                z = z - z.max(-1, keepdims=True)
+                z = z - np.log(np.exp(z).sum(-1, keepdims=True)) + gumbel[:, i]
+            pair = z.argmax(-1)
+            pairs[:, i] = pair
+            state[rows, pair // L] += adds[rows, i, pair]
+        order = self.order.numpy()
+        out = np.empty((B, 2 * K), dtype=np.int64)
+        np.put_along_axis(out[:, :K], order, pairs // L, axis=1)
+        np.put_along_axis(out[:, K:], order, pairs % L, axis=1)
+        return torch.as_tensor(out)
+
+    def sample(self) -> torch.Tensor:
+        return self._decide(greedy=False)
+
+    def mode(self) -> torch.Tensor:
+        return self._decide(greedy=True)
+
+
 class _DeepSetsLayer(nn.Module):
     """``h_k + relu(A h_k + B [mean_j h_j, max_j h_j])``: permutation-equivariant mixing.
 
@@ -146,6 +264,28 @@ class _DeepSetsLayer(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([h.mean(-2), h.amax(-2)], -1)
         return h + torch.relu(self.local(h) + self.pooled(pooled).unsqueeze(-2))
+
+
+class _GridLayer(nn.Module):
+    """Exchangeable layer over (device, sub-channel) tokens: ``h + relu(A h + B pool + C pool)``.
+
+    Tokens are (device, sub-channel) pairs; each sees the mean and max over devices of its
+    sub-channel and over sub-channels of its device (Hartford et al. 2018, "Deep models
+    of interactions across sets"), so the layer is equivariant to permuting devices and
+    to permuting sub-channels: "which device is strongest on this sub-channel" and
+    "which sub-channel is best for this device" are each one pooling away.
+    """
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.local = nn.Linear(d, d)
+        self.over_devices = nn.Linear(2 * d, d, bias=False)
+        self.over_channels = nn.Linear(2 * d, d, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, K, N, d)
+        dev = torch.cat([h.mean(-3), h.amax(-3)], -1).unsqueeze(-3)
+        ch = torch.cat([h.mean(-2), h.amax(-2)], -1).unsqueeze(-2)
+        return h + torch.relu(self.local(h) + self.over_devices(dev) + self.over_channels(ch))
 
 
 class DeviceNet(nn.Module):
@@ -164,18 +304,33 @@ class DeviceNet(nn.Module):
         n_heads: int = 4,
         mixer: str = "deepsets",
         relative: bool = True,
+        head: str = "independent",
     ) -> None:
         super().__init__()
         if mixer not in MIXERS:
             raise ValueError(f"mixer must be one of {MIXERS}, got {mixer!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if head == "autoregressive" and mixer != "grid":
+            raise ValueError("head='autoregressive' needs mixer='grid' (sub-channel tokens)")
+        self.autoregressive = head == "autoregressive"
         self.layout = layout
         self.num_subchannels = N = int(layout.options["N"])
         self.num_levels = L = int(num_levels)
         F, G, d = layout.device_feature_dim, layout.global_feature_dim, int(d_model)
+        has_snr = "snr" in {s.name for s in layout.segments}
+        self.grid = mixer == "grid"
+        if self.grid and not has_snr:
+            raise ValueError(f"mixer='grid' needs an 'snr' segment; layout {layout.spec!r}")
         # relative SNRs need a per-sub-channel "snr" segment
-        self.relative = bool(relative) and "snr" in {s.name for s in layout.segments}
-        self.embed = nn.Linear(F + G + (2 * N if self.relative else 0), d)
-        if mixer == "attention":
+        self.relative = bool(relative) and has_snr and not self.grid
+        if self.grid:  # (device, sub-channel) tokens: 4 SNR features + the device's others
+            self.embed = nn.Linear(4 + F - N + G, d)
+        else:
+            self.embed = nn.Linear(F + G + (2 * N if self.relative else 0), d)
+        if self.grid:
+            self.mix = nn.ModuleList(_GridLayer(d) for _ in range(n_layers))
+        elif mixer == "attention":
             self.mix = nn.ModuleList(
                 nn.TransformerEncoderLayer(
                     d,
@@ -189,13 +344,29 @@ class DeviceNet(nn.Module):
             )
         else:
             self.mix = nn.ModuleList(_DeepSetsLayer(d) for _ in range(n_layers))
-        self.head = nn.Linear(d, N + L)  # per device: N sub-channel logits, L level logits
+        if self.autoregressive:
+            self.decoder = _AutoregressiveDecoder(d, L)
+            heads = ()
+        elif self.grid:  # a logit per (device, sub-channel) token; levels from the device's row
+            self.head = nn.Linear(d, 1)
+            self.level_head = nn.Linear(2 * d, L)
+            heads = (self.head, self.level_head)
+        else:  # per device: N sub-channel logits, L level logits
+            self.head = nn.Linear(d, N + L)
+            heads = (self.head,)
         self.value_head = nn.Sequential(nn.Linear(2 * d + G, d), nn.ReLU(), nn.Linear(d, 1))
-        nn.init.zeros_(self.head.bias)  # near-uniform initial policy
-        self.head.weight.data.mul_(0.01)
+        for head in heads:  # near-uniform initial policy
+            nn.init.zeros_(head.bias)
+            head.weight.data.mul_(0.01)
 
     def trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed device tokens ``(B, K, d)`` and global features ``(B, G)``."""
+        """Mixed tokens and global features ``(B, G)``.
+
+        Tokens are ``(B, K, d)`` device tokens, or ``(B, K, N, d)`` (device, sub-channel)
+        tokens with ``mixer="grid"``.
+        """
+        if self.grid:
+            return self._grid_trunk(obs)
         x = self.layout.device_features(obs)
         g = self.layout.global_features(obs)
         parts = [x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)]
@@ -208,21 +379,70 @@ class DeviceNet(nn.Module):
             h = layer(h)
         return h, g
 
-    def actor(self, h: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def decision_order(snr: torch.Tensor) -> torch.Tensor:
+        """Devices by best full-power SNR, strongest first: ``(B, K)`` device indices."""
+        return torch.argsort(snr.amax(-1), dim=1, descending=True, stable=True)
+
+    def _grid_trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        parts = self.layout.split(obs)
+        snr = parts["snr"]  # (B, K, N)
+        B, K, N = snr.shape
+        g = self.layout.global_features(obs)
+        others = [
+            parts[s.name].reshape(B, K, s.size // K)
+            for s in self.layout.segments
+            if s.per_device and s.name != "snr"
+        ]
+        if self.autoregressive:  # tokens in decision order (the layers are equivariant)
+            order = self.decision_order(snr)[..., None]
+            snr = snr.gather(1, order.expand(-1, -1, N))
+            others = [x.gather(1, order.expand(-1, -1, x.shape[-1])) for x in others]
+        per_pair = [
+            snr,
+            snr - snr.amax(-2, keepdim=True),  # against the best device on the sub-channel
+            snr - snr.mean(-2, keepdim=True),
+            snr - snr.amax(-1, keepdim=True),  # against the device's best sub-channel
+        ]
+        tokens = torch.cat(
+            [
+                torch.stack(per_pair, -1),
+                torch.cat([*others, g.unsqueeze(-2).expand(-1, K, -1)], -1)
+                .unsqueeze(-2)
+                .expand(-1, -1, N, -1),
+            ],
+            -1,
+        )
+        h = torch.relu(self.embed(tokens))
+        for layer in self.mix:
+            h = layer(h)
+        return h, g
+
+    def actor(self, h: torch.Tensor, obs: torch.Tensor):
+        """Action logits ``(B, K*N + K*L)``; with the autoregressive head, the latent
+        ``(tokens, decision order)`` its distribution decodes."""
         B, N = h.shape[0], self.num_subchannels
+        if self.autoregressive:  # the tokens are in decision order already
+            return h, self.decision_order(self.layout.split(obs)["snr"])
+        if self.grid:
+            ch = self.head(h).squeeze(-1)  # (B, K, N)
+            lv = self.level_head(torch.cat([h.mean(-2), h.amax(-2)], -1))  # (B, K, L)
+            return torch.cat([ch.reshape(B, -1), lv.reshape(B, -1)], 1)
         out = self.head(h)
         return torch.cat([out[..., :N].reshape(B, -1), out[..., N:].reshape(B, -1)], 1)
 
     def critic(self, h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        if self.grid:
+            h = h.flatten(1, 2)
         return self.value_head(torch.cat([h.mean(1), h.amax(1), g], -1))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, g = self.trunk(obs)
-        return self.actor(h), self.critic(h, g)
+        return self.actor(h, obs), self.critic(h, g)
 
     # SB3's mlp_extractor interface
-    def forward_actor(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.actor(self.trunk(obs)[0])
+    def forward_actor(self, obs: torch.Tensor):
+        return self.actor(self.trunk(obs)[0], obs)
 
     def forward_critic(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(*self.trunk(obs))
@@ -243,8 +463,13 @@ class DevicePolicy(ActorCriticPolicy):
         Mixing layers.
     n_heads : int
         Attention heads (``mixer="attention"``).
-    mixer : {"attention", "deepsets"}
-        Transformer encoder layers or Deep-Sets (mean/max pooling) layers.
+    mixer : {"attention", "deepsets", "grid"}
+        Transformer encoder layers or Deep-Sets (mean/max pooling) layers over device
+        tokens, or exchangeable layers over (device, sub-channel) tokens.
+    head : {"independent", "autoregressive"}
+        Every device's sub-channel and level drawn independently given the tokens, or
+        devices deciding in turn, strongest first, each seeing earlier choices
+        (:class:`DeviceAutoregressiveDistribution`; needs ``mixer="grid"``).
     **kwargs
         Other ``ActorCriticPolicy`` options (``optimizer_class``, ``optimizer_kwargs``).
     """
@@ -260,6 +485,7 @@ class DevicePolicy(ActorCriticPolicy):
         n_heads: int = 4,
         mixer: str = "deepsets",
         relative: bool = True,
+        head: str = "independent",
         **kwargs: Any,
     ) -> None:
         self.layout = resolve_layout(layout)
@@ -290,6 +516,7 @@ class DevicePolicy(ActorCriticPolicy):
             "n_heads": int(n_heads),
             "mixer": str(mixer),
             "relative": bool(relative),
+            "head": str(head),
         }
         kwargs.setdefault("ortho_init", False)
         for unsupported in ("net_arch", "activation_fn", "features_extractor_class"):
@@ -300,12 +527,20 @@ class DevicePolicy(ActorCriticPolicy):
     def _build(self, lr_schedule) -> None:
         K, N = self.layout.num_devices, int(self.layout.options["N"])
         self.mlp_extractor = DeviceNet(self.layout, self.num_levels, **self.net_arch_kwargs)
-        self.action_dist = DeviceActionDistribution(K, N, self.num_levels)
+        if self.mlp_extractor.autoregressive:
+            self.action_dist = DeviceAutoregressiveDistribution(K, N, self.num_levels)
+            self.action_dist.decoder = self.mlp_extractor.decoder
+        else:
+            self.action_dist = DeviceActionDistribution(K, N, self.num_levels)
         self.action_net = nn.Identity()
         self.value_net = nn.Identity()
         self.optimizer = self.optimizer_class(
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
+
+    def _get_action_dist_from_latent(self, latent_pi):
+        # the actor's output is the logits, or (tokens, order) for the autoregressive head
+        return self.action_dist.proba_distribution(latent_pi)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -358,6 +593,7 @@ def _build_policy(
     K, N = layout.num_devices, int(layout.options["N"])
     net_kwargs = {k: config[k] for k in ("d_model", "n_layers", "n_heads", "mixer")}
     net_kwargs["relative"] = bool(config.get("relative", False))
+    net_kwargs["head"] = str(config.get("head", "independent"))
     policy = DevicePolicy(
         layout.space(),
         spaces.MultiDiscrete([N] * K + [L] * K),
@@ -436,8 +672,16 @@ def _read_sb3_zip(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         "n_heads": kwargs.get("n_heads", 4),
         "mixer": kwargs.get("mixer", "deepsets"),
         "relative": kwargs.get("relative", True),
+        "head": kwargs.get("head", "independent"),
     }
     return config, params["policy"]
+
+
+def _repeat(latent, n: int):
+    """The actor output of one observation repeated ``n`` times along the batch."""
+    if isinstance(latent, tuple):
+        return tuple(_repeat(part, n) for part in latent)
+    return latent.expand(n, *latent.shape[1:])
 
 
 def channel_power_view(layout: ObservationLayout) -> ObservationLayout | None:
@@ -538,7 +782,7 @@ class DevicePolicyAgent(Agent):
                 torch.manual_seed(int(self.rng.integers(2**31)))
                 if not self.samples:
                     return dist.sample()[0].numpy().astype(np.int64)
-                draws = dist.proba_distribution(logits.expand(self.samples, -1)).sample()
+                draws = dist.proba_distribution(_repeat(logits, self.samples)).sample()
         candidates = torch.cat([mode, draws]).numpy().astype(np.int64)
         problem = problem_from(info)
         K = self.policy.layout.num_devices

@@ -67,7 +67,7 @@ def logits_and_value(policy, obs):
     return ch, lv, value
 
 
-@pytest.mark.parametrize("mixer", ["deepsets", "attention"])
+@pytest.mark.parametrize("mixer", ["deepsets", "attention", "grid"])
 @pytest.mark.parametrize(
     "layout", [channel_power_layout(7, 4), qfl_layout(6, 3, wall_time=True)], ids=["cp", "qfl"]
 )
@@ -116,9 +116,12 @@ def test_distribution_matches_sb3_multicategorical():
     assert (samples[:, :5] < 4).all() and (samples[:, 5:] < L).all() and (samples >= 0).all()
 
 
-@pytest.mark.parametrize("mixer", ["deepsets", "attention"])
-def test_same_weights_run_at_k_4_10_50(mixer):
-    policy = make_policy(channel_power_layout(10, 4), mixer)
+@pytest.mark.parametrize(
+    ("mixer", "head"),
+    [("deepsets", "independent"), ("attention", "independent"), ("grid", "autoregressive")],
+)
+def test_same_weights_run_at_k_4_10_50(mixer, head):
+    policy = make_policy(channel_power_layout(10, 4), mixer, head=head)
     obs10 = random_obs(policy.layout, 2, seed=5)
     for K in (4, 10, 50):
         other = policy_for_layout(policy, channel_power_layout(K, 4))
@@ -128,7 +131,11 @@ def test_same_weights_run_at_k_4_10_50(mixer):
             actions = other._predict(obs, deterministic=True)
         assert actions.shape == (2, 2 * K)
     same = policy_for_layout(policy, policy.layout.spec)
-    torch.testing.assert_close(logits_and_value(same, obs10)[0], logits_and_value(policy, obs10)[0])
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            same._predict(obs10, deterministic=True), policy._predict(obs10, deterministic=True)
+        )
+        torch.testing.assert_close(same.predict_values(obs10), policy.predict_values(obs10))
 
 
 def test_another_n_or_kind_is_refused():
@@ -268,3 +275,89 @@ def test_shipped_weights_load_for_the_default_scenario_and_beat_random():
             total += reward
         totals[name] = total
     assert totals["policy"] > 1.3 * totals["random"], totals
+
+
+def autoregressive_policy(layout, seed=0) -> DevicePolicy:
+    """A grid + autoregressive policy with its decoder's near-uniform start sharpened."""
+    policy = make_policy(layout, "grid", seed=seed, head="autoregressive")
+    with torch.no_grad():
+        policy.mlp_extractor.decoder.out.weight.mul_(300.0)
+    return policy
+
+
+def all_actions(K, N):
+    grids = np.meshgrid(*([np.arange(N)] * K + [np.arange(L)] * K), indexing="ij")
+    return torch.as_tensor(np.stack([g.ravel() for g in grids], 1))
+
+
+def test_autoregressive_head_is_a_distribution_its_samples_and_mode_follow():
+    layout = channel_power_layout(2, 2)
+    policy = autoregressive_policy(layout, seed=1)
+    obs = random_obs(layout, 1, seed=7)
+    actions = all_actions(2, 2)  # (36, 4): every joint action
+    with torch.no_grad():
+        dist = policy.get_distribution(obs.expand(len(actions), -1))
+        prob = dist.log_prob(actions).exp()
+        torch.testing.assert_close(prob.sum(), torch.tensor(1.0))
+        assert prob.max() > 0.1  # sharpened: not uniform (1/36)
+        torch.manual_seed(0)
+        draws = policy.get_distribution(obs.expand(40_000, -1)).sample()
+        mode = policy.get_distribution(obs).mode()[0]
+    index = {tuple(a): i for i, a in enumerate(actions.tolist())}
+    freq = np.bincount([index[tuple(a)] for a in draws.tolist()], minlength=36) / 40_000
+    np.testing.assert_allclose(freq, prob.numpy(), atol=0.012)
+    # the mode is greedy in decision order: the first device's most likely pair, then the
+    # second device's most likely pair given it
+    snr = layout.split(obs)["snr"][0]
+    first = int(snr.amax(-1).argmax())
+    second = 1 - first
+    pair = actions[:, [first, 2 + first]]
+    marginal = {}
+    for p, q in zip(pair.tolist(), prob.tolist(), strict=True):
+        marginal[tuple(p)] = marginal.get(tuple(p), 0.0) + q
+    best_first = max(marginal, key=marginal.get)
+    assert (mode[first].item(), mode[2 + first].item()) == best_first
+    given = (pair == torch.tensor(best_first)).all(1)
+    best = actions[given][prob[given].argmax()]
+    assert (mode[second].item(), mode[2 + second].item()) == (
+        best[second].item(),
+        best[2 + second].item(),
+    )
+
+
+def test_autoregressive_head_is_permutation_equivariant():
+    layout = channel_power_layout(7, 3)
+    policy = autoregressive_policy(layout)
+    # continuous draws: no two devices tie on the best SNR that sets the decision order
+    obs = torch.as_tensor(
+        np.random.default_rng(2).normal(size=(4, layout.size)), dtype=torch.float32
+    )
+    perm = np.random.default_rng(3).permutation(7)
+    obs_p = permute_devices(layout, obs, perm)
+    idx = np.concatenate([perm, 7 + perm])
+    with torch.no_grad():
+        mode = policy.get_distribution(obs).mode()
+        mode_p = policy.get_distribution(obs_p).mode()
+        np.testing.assert_array_equal(mode_p.numpy(), mode.numpy()[:, idx])
+        torch.manual_seed(0)
+        sample = policy.get_distribution(obs).sample()
+        lp = policy.get_distribution(obs).log_prob(sample)
+        lp_p = policy.get_distribution(obs_p).log_prob(sample[:, idx])
+        torch.testing.assert_close(lp_p, lp, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(policy.predict_values(obs_p), policy.predict_values(obs))
+    assert len({tuple(m) for m in mode[:, :7].tolist()}) > 1  # depends on the observation
+
+
+def test_autoregressive_head_round_trips_through_weights_and_needs_the_grid(tmp_path):
+    policy = autoregressive_policy(channel_power_layout(6, 4))
+    again = load_weights(save_weights(policy, tmp_path / "ar.pt"))
+    assert again.config()["head"] == "autoregressive"
+    obs = random_obs(policy.layout, 5, seed=1)
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            again._predict(obs, deterministic=True), policy._predict(obs, deterministic=True)
+        )
+    with pytest.raises(ValueError, match="needs mixer='grid'"):
+        make_policy(channel_power_layout(6, 4), "deepsets", head="autoregressive")
+    with pytest.raises(ValueError, match="head must be one of"):
+        make_policy(channel_power_layout(6, 4), "grid", head="pointer")

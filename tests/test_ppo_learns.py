@@ -53,7 +53,12 @@ def test_ppo_beats_random_after_a_few_thousand_steps():
     assert (ppo > rnd).mean() >= 0.75
 
 
-def test_ppo_with_device_policy_on_the_native_vector_env_beats_its_start_and_random():
+@pytest.mark.parametrize(
+    "net",
+    [{"d_model": 32}, {"d_model": 16, "mixer": "grid", "head": "autoregressive"}],
+    ids=["deepsets", "autoregressive"],
+)
+def test_ppo_with_device_policy_on_the_native_vector_env_beats_its_start_and_random(net):
     import torch
     from stable_baselines3 import PPO
 
@@ -74,7 +79,7 @@ def test_ppo_with_device_policy_on_the_native_vector_env_beats_its_start_and_ran
         learning_rate=1e-3,
         seed=0,
         device="cpu",
-        policy_kwargs={"layout": layout_of(venv).spec, "d_model": 32},
+        policy_kwargs={"layout": layout_of(venv).spec, **net},
     )
     env = gym.make("qfl_gym/ChannelPower-v0", scenario="small", horizon=64)
     seeds = range(1000, 1008)  # held-out channel realizations
