@@ -222,7 +222,7 @@ class DeviceAutoregressiveDistribution(MultiCategoricalDistribution):
             adds = dec.state(torch.relu(dec.write(h)[..., None, :] + levels)).flatten(2, 3)
             adds = adds.numpy()
             w_out, b_out = dec.out.weight.T.numpy(), dec.out.bias.numpy()
-            if not greedy:  # Gumbel-max on log-probabilities, drawn for all steps at once
+            if not greedy:  # Gumbel-max: the noise of all steps drawn at once
                 gumbel = -torch.log(-torch.log(torch.rand(B, K, N * L).clamp_(1e-20, 1.0)))
                 gumbel = gumbel.numpy()
         state = np.zeros((B, N, d), dtype=np.float32)
@@ -230,9 +230,8 @@ class DeviceAutoregressiveDistribution(MultiCategoricalDistribution):
         pairs = np.empty((B, K), dtype=np.int64)
         for i in range(K):
             z = (np.maximum(pre[:, i] + state, 0.0) @ w_out + b_out).reshape(B, N * L)
-            if not greedy:
-                z = z - z.max(-1, keepdims=True)
-                z = z - np.log(np.exp(z).sum(-1, keepdims=True)) + gumbel[:, i]
+            if not greedy:  # argmax(logits + Gumbel noise) is a draw from softmax(logits)
+                z = z + gumbel[:, i]
             pair = z.argmax(-1)
             pairs[:, i] = pair
             state[rows, pair // L] += adds[rows, i, pair]
@@ -769,6 +768,17 @@ class DevicePolicyAgent(Agent):
         super().__init__(env, seed)
 
     def _act(self, observation: Any, info: dict[str, Any] | None, stats: dict[str, Any]) -> Any:
+        # one observation: torch's intra-op threads only add synchronization (on a busy
+        # host a 32-wide linear layer took milliseconds with two threads, microseconds
+        # with one)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._decide(observation, info, stats)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _decide(self, observation: Any, info: dict[str, Any] | None, stats: dict[str, Any]):
         if self._view is not None:
             observation = project_observation(observation, self._source, self._view)
         obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).reshape(1, -1)

@@ -180,8 +180,8 @@ def entry_from_recipe(
     quality : dict, optional
         Measured quality (see :class:`PretrainedWeights`).
     reproduce : str, optional
-        Code that retrains them; default: ``train_device_policy`` of the recipe in the
-        ``.json`` beside the weights.
+        The command that retrains them; default: ``qfl-gym train --recipe <key>`` (the
+        recipe in the ``.json`` beside the weights).
     reproduce_seconds : float, optional
         Wall time of the whole training (s); default: the record's ``seconds`` (which,
         for a fine-tuned recipe, is the fine-tune alone: pass the total).
@@ -199,12 +199,7 @@ def entry_from_recipe(
     finetune_steps = int(recipe.get("finetune_steps", 0))
     seconds = record.get("seconds")
     if reproduce is None:
-        reproduce = (
-            "import json\n"
-            "from training_scripts.train import DevicePolicyRecipe, train_device_policy\n"
-            f"record = json.load(open('agents/pretrained/{file[:-3]}.json'))\n"
-            "train_device_policy(DevicePolicyRecipe(**record['recipe']))"
-        )
+        reproduce = f"qfl-gym train --recipe {match.group(1)}"
     if timing is None:
         part = "PPO fine-tune" if finetune_steps else "training"
         timing = f"recipe.json: {part} {seconds} s" if seconds is not None else ""

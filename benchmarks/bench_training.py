@@ -15,6 +15,7 @@ Prints, measured in the same run (one torch thread each):
 Usage::
 
     .venv/bin/python benchmarks/bench_training.py [--scenario default] [--rollouts 8]
+        [--mixer grid --head autoregressive --d-model 16 --n-layers 1] [--threads 2]
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def cartpole_anchor(rollouts: int) -> float:
 
 
 def device_policy_training(
-    scenario: str, rollouts: int, net: dict | None = None
+    scenario: str, rollouts: int, net: dict | None = None, batch_size: int | None = None
 ) -> tuple[float, dict[str, float], dict]:
     """Env-steps/s of the bundled fast path and the time per component (s)."""
+    import torch
     from stable_baselines3 import PPO
 
     from agents.device_policy import DevicePolicy, layout_of
@@ -77,6 +79,8 @@ def device_policy_training(
         "qfl_gym/ChannelPower-v0", hp.n_envs, seed=0, **{**hp.env_kwargs, "scenario": scenario}
     )
     kwargs = dict(hp.algo_kwargs)
+    if batch_size:
+        kwargs["batch_size"] = batch_size
     kwargs["policy_kwargs"] = {
         **kwargs.get("policy_kwargs", {}),
         **(net or {}),
@@ -113,6 +117,7 @@ def device_policy_training(
         "n_epochs": model.n_epochs,
         "policy_kwargs": kwargs["policy_kwargs"],
         "params": sum(p.numel() for p in model.policy.parameters()),
+        "torch_threads": torch.get_num_threads(),
     }
     return steps / total, {**parts, "total": total}, config
 
@@ -124,7 +129,14 @@ def main() -> None:
     parser.add_argument("--anchor-rollouts", type=int, default=2, help="CartPole rollouts")
     parser.add_argument("--d-model", type=int, help="override the YAML's d_model")
     parser.add_argument("--n-layers", type=int, help="override the YAML's n_layers")
-    parser.add_argument("--mixer", choices=("deepsets", "attention"), help="override the mixer")
+    parser.add_argument(
+        "--mixer", choices=("deepsets", "attention", "grid"), help="override the mixer"
+    )
+    parser.add_argument(
+        "--head", choices=("independent", "autoregressive"), help="override the action head"
+    )
+    parser.add_argument("--batch-size", type=int, help="override the YAML's minibatch size")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, DevicePolicy run")
     args = parser.parse_args()
     net = {
         k: v
@@ -132,6 +144,7 @@ def main() -> None:
             "d_model": args.d_model,
             "n_layers": args.n_layers,
             "mixer": args.mixer,
+            "head": args.head,
         }.items()
         if v is not None
     }
@@ -141,7 +154,10 @@ def main() -> None:
     torch.set_num_threads(1)
     anchor = cartpole_anchor(args.anchor_rollouts)
     print(f"anchor: SB3 PPO CartPole-v1, 8 DummyVecEnv, defaults: {anchor:,.0f} env-steps/s")
-    rate, parts, config = device_policy_training(args.scenario, args.rollouts, net)
+    torch.set_num_threads(args.threads)
+    rate, parts, config = device_policy_training(
+        args.scenario, args.rollouts, net, batch_size=args.batch_size
+    )
     print(
         f"PPO + DevicePolicy, ChannelPower-v0 {args.scenario!r}, native vector env "
         f"({config}): {rate:,.0f} env-steps/s during learn"

@@ -92,7 +92,8 @@ def claim_output_dir(out: Path | None, default_base: Path, prefix: str) -> Path:
 
 
 def agent_factory(spec: str, **agent_kwargs: Any) -> tuple[str, Callable[[Any], Any]]:
-    """``"greedy"`` or ``"sb3:path/model.zip"`` -> (display name, ``factory(env)``)."""
+    """``"greedy"``, ``"sb3:path/model.zip"``, ``"device-policy:weights.pt"`` or
+    ``"pretrained:ppo"`` (a method) -> (display name, ``factory(env)``)."""
     import agents
 
     name, _, arg = spec.partition(":")
@@ -108,6 +109,8 @@ def agent_factory(spec: str, **agent_kwargs: Any) -> tuple[str, Callable[[Any], 
         if not Path(arg).is_file():
             raise ValueError(f"weights file {arg!r} does not exist")
         return f"device-policy:{Path(arg).stem}", lambda env: agents.make(name, env, path=arg)
+    if name == "pretrained" and arg:  # pretrained:<method>, e.g. pretrained:ppo
+        return spec, lambda env: agents.make(name, env, method=arg, **agent_kwargs)
     if arg:
         raise ValueError(f"agent {name!r} takes no ':' argument (got {spec!r})")
     return name, lambda env: agents.make(name, env, **agent_kwargs)

@@ -16,8 +16,10 @@ each participation model:
 
 Agents: QAOA (BCD), SCA, local search, greedy, random, exhaustive search where the
 space is small enough, a PPO policy with SB3's MLP (trained in the run, reused from the
-cache, or given) and the device-permutation-equivariant ``device-policy`` (its cached
-recipe: imitation of local search at K <= 10, applied at any K). A bare optimizer name
+cache, or given) and ``pretrained``: the shipped device-permutation-equivariant policy
+for the scenario (:mod:`agents.pretrained`; autoregressive head, trained on
+ChannelPower-v0 at K = 10 on the objective the participation model counts, then PPO at
+K = 50). A bare optimizer name
 maximizes the objective that matches the participation model
 (:data:`MATCHING_OBJECTIVE`: the round time under full participation, expected timely
 deliveries under the deadline model); ``name@objective`` fixes one (``qaoa@sum-rate``,
@@ -88,7 +90,7 @@ DEFAULT_AGENTS = (
     "random",
     "exhaustive",
     "ppo",
-    "device-policy",
+    "pretrained",
 )
 #: Metrics the report spells out in words (the noise-robust headline ones first).
 HEADLINE_METRICS = ("rounds_to_target", "time_to_target_s", "loss_auc", "final_accuracy")

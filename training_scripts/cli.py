@@ -115,6 +115,20 @@ def envs(
     typer.echo(describe_envs(env))
 
 
+def _train_recipe(source: str, out: Path) -> None:
+    import time
+
+    from training_scripts.train import load_recipe, train_device_policy
+
+    recipe = load_recipe(source)
+    start = time.perf_counter()
+    path = train_device_policy(recipe, cache_dir=out, shipped=False)
+    typer.echo(
+        f"device-policy weights of recipe {recipe.key()} (any K): {path} "
+        f"({time.perf_counter() - start:,.0f} s; reused if it was already there)"
+    )
+
+
 @app.command()
 @clean_errors
 def train(
@@ -140,12 +154,23 @@ def train(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Scenario override name=value (repeat).")
     ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            help="Train a device-policy recipe instead: the key of shipped weights "
+            "(agents/pretrained/index.json, e.g. from agents.pretrained.available_weights()) "
+            "or a recipe.json; writes OUT/device-policy-<key>/device_policy.pt."
+        ),
+    ] = None,
 ) -> None:
     """Train a stable-baselines3 agent (TensorBoard logs, checkpoints, best model)."""
     from training_scripts.benchmark import new_run_dir
     from training_scripts.train import TrainOptions
     from training_scripts.train import train as run_train
 
+    if recipe is not None:
+        _train_recipe(recipe, out or Path("runs") / "recipes")
+        return
     if out is None:
         out = new_run_dir(Path("runs"), f"{algo}-{env.split('/')[-1]}")
     result = run_train(
@@ -208,7 +233,8 @@ def benchmark(
     agents: Annotated[
         str,
         typer.Option(
-            help=f"Comma-separated names; sb3:<model.zip> for a trained policy. {UNTRUSTED_MODEL}"
+            help="Comma-separated names; sb3:<model.zip> or device-policy:<weights.pt> for a "
+            f"trained policy, pretrained:<method> for shipped weights. {UNTRUSTED_MODEL}"
         ),
     ] = "random,greedy,local-search",
     scenario: ScenarioOption = None,

@@ -22,6 +22,7 @@ Nothing existing is overwritten: a folder that already holds a ``model.zip`` is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -351,6 +352,13 @@ PPO_FAST = {
     "ent_coef": 0.0,
 }
 DEVICE_METHODS = ("ppo", "imitation", "imitation+ppo")
+#: The network of :func:`recipe_for_env`'s recipes: (device, sub-channel) tokens, devices
+#: deciding in turn (coordinated choices, any K without fine-tuning).
+RECIPE_NETWORK = {"mixer": "grid", "head": "autoregressive", "d_model": 32, "n_layers": 2}
+#: PPO env steps at the env's K for the autoregressive head (objectives other than sum rate).
+FINETUNE_STEPS_AUTOREGRESSIVE = 327_680
+#: PPO env steps of :func:`recipe_for_env`'s PPO recipes.
+RECIPE_PPO_STEPS = 524_288
 #: Weights shipped with the package, named by recipe key (checked before the cache).
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "agents" / "pretrained"
 
@@ -375,7 +383,7 @@ class DevicePolicyRecipe:
         Teacher decisions recorded (episodes of ``imitation_horizon`` steps).
     imitation_epochs : int
         Passes over them.
-    d_model, n_layers, mixer
+    d_model, n_layers, mixer, head
         Network (``DevicePolicy`` options).
     finetune_devices, finetune_steps, finetune_envs
         Then PPO for ``finetune_steps`` env steps at ``finetune_devices`` devices (the
@@ -393,6 +401,7 @@ class DevicePolicyRecipe:
     d_model: int = 64
     n_layers: int = 2
     mixer: str = "deepsets"
+    head: str = "independent"
     finetune_devices: int = 0
     finetune_steps: int = 0
     finetune_envs: int = 64
@@ -412,6 +421,8 @@ class DevicePolicyRecipe:
         if not self.finetune_steps:  # keys of recipes without fine-tuning stay as they were
             for name in ("finetune_devices", "finetune_steps", "finetune_envs"):
                 fields.pop(name)
+        if self.head == "independent":  # so do keys of recipes with the first head
+            fields.pop("head")
         text = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -478,19 +489,21 @@ def imitate(
 
 
 def train_device_policy(
-    recipe: DevicePolicyRecipe, cache_dir: str | Path = Path("runs") / ".device-policy-cache"
+    recipe: DevicePolicyRecipe,
+    cache_dir: str | Path = Path("runs") / ".device-policy-cache",
+    shipped: bool = True,
 ) -> Path:
     """Weights of a DevicePolicy trained by ``recipe``; shipped or cached ones if there.
 
-    Looks in :data:`PRETRAINED_DIR` (``device-policy-<key>.pt``), then ``cache_dir``;
-    trains otherwise.
+    Looks in :data:`PRETRAINED_DIR` (``device-policy-<key>.pt``, unless ``shipped`` is
+    False: reproduce shipped weights), then ``cache_dir``; trains otherwise.
 
     Returns the ``.pt`` file (:func:`agents.device_policy.load_weights`); beside it
     ``recipe.json`` (the recipe, time taken, throughput).
     """
-    shipped = PRETRAINED_DIR / f"device-policy-{recipe.key()}.pt"
-    if shipped.is_file():
-        return shipped
+    packaged = PRETRAINED_DIR / f"device-policy-{recipe.key()}.pt"
+    if shipped and packaged.is_file():
+        return packaged
     folder = Path(cache_dir) / f"device-policy-{recipe.key()}"
     weights = folder / "device_policy.pt"
     if weights.is_file():
@@ -516,6 +529,7 @@ def train_device_policy(
         "d_model": recipe.d_model,
         "n_layers": recipe.n_layers,
         "mixer": recipe.mixer,
+        "head": recipe.head,
     }
     model = PPO(
         DevicePolicy,
@@ -559,7 +573,7 @@ def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) 
     from qfl_gym.vector.sb3 import make_sb3_vec_env
 
     base_recipe = dataclasses.replace(recipe, finetune_devices=0, finetune_steps=0)
-    base = train_device_policy(base_recipe, cache_dir)
+    base = train_device_policy(base_recipe, cache_dir, shipped=False)
     torch.set_num_threads(1)
     torch.manual_seed(recipe.seed)
     start = time.perf_counter()
@@ -573,6 +587,7 @@ def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) 
     policy = load_weights(base, layout)
     config = policy.config()
     net = {k: config[k] for k in ("d_model", "n_layers", "mixer", "relative")}
+    net["head"] = config.get("head", "independent")
     ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
     model = PPO(
         DevicePolicy,
@@ -600,15 +615,55 @@ def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) 
     return weights
 
 
+def load_recipe(source: str | Path) -> DevicePolicyRecipe:
+    """The recipe of shipped weights (``"f2df7ad704c4"``, their file name) or a recipe.json.
+
+    ``qfl-gym train --recipe SOURCE`` trains it again (:func:`train_device_policy` with
+    ``shipped=False``).
+    """
+    path = Path(source)
+    if not path.suffix and not path.exists():  # a recipe key or weights name
+        key = str(source).removeprefix("device-policy-")
+        path = PRETRAINED_DIR / f"device-policy-{key}.json"
+    elif path.suffix == ".pt":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("device-policy-") for p in PRETRAINED_DIR.glob("*.json"))
+        known = [k for k in known if k != "index"]
+        raise ValueError(
+            f"--recipe {str(source)!r}: no recipe file {str(path)!r}; shipped recipes: "
+            f"{', '.join(known)} (or give a recipe.json path)"
+        )
+    record = json.loads(path.read_text())
+    fields = dict(record.get("recipe", record))
+    fields["uplink"] = tuple((k, _tuple(v)) for k, v in fields.get("uplink", ()))
+    known_fields = {f.name for f in dataclasses.fields(DevicePolicyRecipe)}
+    unknown = sorted(set(fields) - known_fields)
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe fields {unknown}")
+    return DevicePolicyRecipe(**fields)
+
+
+def _tuple(value: Any) -> Any:
+    """JSON lists back to the tuples the recipe held (positions, pairs)."""
+    return tuple(_tuple(v) for v in value) if isinstance(value, list) else value
+
+
 def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> DevicePolicyRecipe:
     """The recipe of a DevicePolicy for ``env`` (ChannelPower-v0 or QFL-v0, any K).
 
-    Trains on ChannelPower-v0 with ``env``'s uplink configuration (its objective, SIC
-    residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices, then (K > 10)
-    ``FINETUNE_STEPS`` PPO steps at the env's K; for QFL-v0 with
-    the default ``sum-rate`` uplink objective, ``deliveries`` (what a round counts);
-    ``changes`` replace recipe fields.
+    Trains :data:`RECIPE_NETWORK` (the autoregressive head, which runs at any K
+    without fine-tuning) on ChannelPower-v0 with ``env``'s uplink configuration (its
+    objective, SIC residual, slot, N, L, ...) and ``min(K, TRAIN_DEVICES)`` devices; PPO
+    methods for :data:`RECIPE_PPO_STEPS` steps. On QFL-v0 with the default ``sum-rate``
+    uplink objective, the objective is what a round counts
+    (:func:`agents.pretrained.env_requirements`: ``deliveries``, or ``round-time`` with
+    full participation). When K > 10 and the objective is not the sum rate (or the
+    ``head`` is independent), PPO continues at the env's K (``FINETUNE_STEPS_AUTOREGRESSIVE``
+    or ``FINETUNE_STEPS`` steps). ``changes`` replace recipe fields.
     """
+    from agents.pretrained import env_requirements
+
     config = getattr(getattr(env, "unwrapped", env), "config", None)
     if config is None or not hasattr(config, "num_devices"):
         raise ValueError(
@@ -617,15 +672,23 @@ def recipe_for_env(env: Any, method: str = "imitation", **changes: Any) -> Devic
     fields = {k: v for k, v in asdict(config).items() if v is not None}
     fields["num_devices"] = min(int(config.num_devices), TRAIN_DEVICES)
     layout = getattr(getattr(env, "unwrapped", env), "observation_layout", None)
-    if getattr(layout, "kind", None) == "qfl" and fields.get("objective") == "sum-rate":
-        fields["objective"] = "deliveries"  # a round counts the updates that arrive
+    if getattr(layout, "kind", None) == "qfl":
+        fields["objective"] = env_requirements(env)["objective"]
     fields.pop("horizon", None)
     if isinstance(fields.get("eavesdropper_positions_m"), list):
         fields["eavesdropper_positions_m"] = tuple(map(tuple, fields["eavesdropper_positions_m"]))
-    if int(config.num_devices) > TRAIN_DEVICES:  # brief PPO at the env's K
+    steps = {"ppo_steps": RECIPE_PPO_STEPS} if "ppo" in method else {}
+    changes = {**RECIPE_NETWORK, **steps, **changes}
+    independent = changes["head"] == "independent"
+    if int(config.num_devices) > TRAIN_DEVICES and (
+        independent or fields.get("objective") != "sum-rate"
+    ):
+        # a brief PPO at the env's K: independent heads need it everywhere; the
+        # autoregressive head runs zero-shot on the sum rate but not on deliveries or
+        # round time (how many devices can share a sub-channel changes with K)
         changes = {
             "finetune_devices": int(config.num_devices),
-            "finetune_steps": FINETUNE_STEPS,
+            "finetune_steps": FINETUNE_STEPS if independent else FINETUNE_STEPS_AUTOREGRESSIVE,
             **changes,
         }
     return DevicePolicyRecipe(uplink=tuple(sorted(fields.items())), method=method, **changes)
