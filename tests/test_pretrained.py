@@ -22,9 +22,9 @@ from agents.pretrained import (
     select_weights,
 )
 
-DEFAULT = "device-policy-f2df7ad704c4.pt"
-CASE_STUDY = "device-policy-6fdf21b21deb.pt"
-CASE_STUDY_FULL = "device-policy-ace6d64addad.pt"
+DEFAULT = "device-policy-ca82bc6672cf.pt"
+CASE_STUDY = "device-policy-4c71897d6a92.pt"
+CASE_STUDY_FULL = "device-policy-5e673d293e42.pt"
 
 
 def test_every_weights_file_has_an_index_entry_and_vice_versa():
@@ -106,9 +106,12 @@ def test_soft_preference_prefers_the_closest_regime_then_the_closest_k(tmp_path)
 def test_method_filter():
     env = gym.make("qfl_gym/ChannelPower-v0")
     assert agents.make("pretrained", env, method="imitation").weights.file == DEFAULT
-    with pytest.raises(ValueError, match=r"method imitation, asked for ppo"):
-        agents.make("pretrained", env, method="ppo")
-    with pytest.raises(ValueError, match=r"method imitation, asked for imitation\+ppo"):
+    ppo = agents.make("pretrained", env, method="ppo").weights
+    assert ppo.method == "ppo" and ppo.objective == "sum-rate" and ppo.sic_residual == 0.0
+    # the PPO weights of the imperfect-SIC regime score best there
+    sic = gym.make("qfl_gym/ChannelPower-v0", scenario="imperfect-sic")
+    assert agents.make("pretrained", sic).weights.method == "ppo"
+    with pytest.raises(ValueError, match=r"asked for imitation\+ppo"):
         agents.make("pretrained", env, method="imitation+ppo")
     with pytest.raises(ValueError, match="method"):
         agents.make("pretrained", env, method="bc")
@@ -174,7 +177,7 @@ def test_seeded_sampling_is_reproducible():
 
 
 def test_add_weights_copies_and_indexes_a_cache_folder(tmp_path):
-    source = tmp_path / "cache" / "device-policy-f2df7ad704c4"
+    source = tmp_path / "cache" / DEFAULT.removesuffix(".pt")
     source.mkdir(parents=True)
     (source / "device_policy.pt").write_bytes((PRETRAINED_DIR / DEFAULT).read_bytes())
     (source / "recipe.json").write_text((PRETRAINED_DIR / DEFAULT).with_suffix(".json").read_text())
@@ -182,8 +185,10 @@ def test_add_weights_copies_and_indexes_a_cache_folder(tmp_path):
     entry = add_weights(source / "device_policy.pt", quality={"ratio": 0.5}, folder=target)
     assert (target / DEFAULT).is_file() and (target / INDEX_FILE).is_file()
     assert available_weights(target) == [entry]
-    assert entry.recipe_key == "f2df7ad704c4" and entry.objective == "sum-rate"
-    assert entry.reproduce_seconds == 197.5 and entry.quality == {"ratio": 0.5}
+    record = json.loads((PRETRAINED_DIR / DEFAULT).with_suffix(".json").read_text())
+    assert entry.recipe_key == DEFAULT[14:26] and entry.objective == "sum-rate"
+    assert entry.reproduce_seconds == record["seconds"] and entry.quality == {"ratio": 0.5}
+    assert entry.reproduce == f"qfl-gym train --recipe {entry.recipe_key}"
     again = add_weights(target / DEFAULT, quality={"ratio": 0.7}, folder=target)
     assert available_weights(target) == [again]
     with pytest.raises(ValueError, match="device-policy-<key>"):
