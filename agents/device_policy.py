@@ -765,6 +765,12 @@ class DevicePolicyAgent(Agent):
                 raise
             self.policy = load_weights(path, view)
             self._view = view
+        nvec = getattr(getattr(env, "action_space", None), "nvec", None)
+        if nvec is not None and int(nvec[-1]) != self.policy.num_levels:
+            raise ValueError(
+                f"weights {str(self.path)!r} choose among {self.policy.num_levels} power "
+                f"levels but the env has num_power_levels={int(nvec[-1])}"
+            )
         super().__init__(env, seed)
 
     def _act(self, observation: Any, info: dict[str, Any] | None, stats: dict[str, Any]) -> Any:

@@ -622,9 +622,9 @@ def load_recipe(source: str | Path) -> DevicePolicyRecipe:
     ``shipped=False``).
     """
     path = Path(source)
-    if not path.suffix and not path.exists():  # a recipe key or weights name
-        key = str(source).removeprefix("device-policy-")
-        path = PRETRAINED_DIR / f"device-policy-{key}.json"
+    if not path.exists() and path.parent == Path("."):  # a key or a shipped file's name
+        key = path.name.removesuffix(path.suffix if path.suffix in (".pt", ".json") else "")
+        path = PRETRAINED_DIR / f"device-policy-{key.removeprefix('device-policy-')}.json"
     elif path.suffix == ".pt":
         path = path.with_suffix(".json")
     if not path.is_file():
