@@ -259,7 +259,10 @@ def add_weights(
     **entry_options
         ``reproduce``, ``reproduce_seconds``, ``timing`` of :func:`entry_from_recipe`.
 
-    Returns the new entry (replacing one for the same file).
+    Returns
+    -------
+    PretrainedWeights
+        The new entry (replacing one for the same file).
     """
     weights = Path(weights)
     named = _WEIGHTS_NAME.fullmatch(weights.name)
