@@ -192,8 +192,8 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
             "2",
             "--participation",
             "full,deadline",
-            "--agents",  # the defaults without device-policy (its recipe trains ~1 min)
-            ",".join(a for a in DEFAULT_AGENTS if a != "device-policy"),
+            "--agents",  # the defaults (pretrained loads shipped weights)
+            ",".join(DEFAULT_AGENTS),
         ],
         capsys,
     )
@@ -210,6 +210,7 @@ def test_case_study_quick_writes_every_artifact(tmp_path, capsys):
         "random",
         "exhaustive",
         "ppo",
+        "pretrained",
         "perfect-uplink",
     ]
     report = (folder / "report.md").read_text()
