@@ -24,7 +24,7 @@ from agents.pretrained import (
 
 DEFAULT = "device-policy-ca82bc6672cf.pt"
 CASE_STUDY = "device-policy-4c71897d6a92.pt"
-CASE_STUDY_FULL = "device-policy-ace6d64addad.pt"
+CASE_STUDY_FULL = "device-policy-62902f3a510c.pt"
 
 
 def test_every_weights_file_has_an_index_entry_and_vice_versa():

@@ -18,7 +18,7 @@ from training_scripts.train import (
     FINETUNE_STEPS_AUTOREGRESSIVE,
     RECIPE_NETWORK,
     RECIPE_PPO_STEPS,
-    ROUND_TIME_NETWORK,
+    ROUND_TIME_TEACHER,
     DevicePolicyRecipe,
     load_recipe,
     recipe_for_env,
@@ -34,9 +34,10 @@ def test_recipes_train_the_autoregressive_network_and_fine_tune_only_where_neede
     assert (qfl.finetune_devices, qfl.finetune_steps) == (50, FINETUNE_STEPS_AUTOREGRESSIVE)
     full = recipe_for_env(gym.make("qfl_gym/QFL-v0", scenario="case-study-full"))
     assert dict(full.uplink)["objective"] == "round-time"
-    assert {k: getattr(full, k) for k in ROUND_TIME_NETWORK} == ROUND_TIME_NETWORK
-    assert (full.finetune_devices, full.finetune_steps) == (50, FINETUNE_STEPS)
-    assert full.key() == "ace6d64addad"  # the shipped case-study-full weights
+    assert {k: getattr(full, k) for k in ROUND_TIME_TEACHER} == ROUND_TIME_TEACHER
+    assert full.head == "autoregressive"
+    assert (full.finetune_devices, full.finetune_steps) == (50, FINETUNE_STEPS_AUTOREGRESSIVE)
+    assert full.key() == "62902f3a510c"  # the shipped case-study-full weights
     old = recipe_for_env(
         gym.make("qfl_gym/ChannelPower-v0", scenario="case-study"),
         mixer="deepsets",
