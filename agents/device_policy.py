@@ -90,6 +90,12 @@ def layout_of(env: Any) -> ObservationLayout:
     )
 
 
+def gumbel_noise(shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard Gumbel draws from torch's global generator (seeded by SB3):
+    ``argmax(logits + noise)`` is a draw from ``softmax(logits)``."""
+    return -torch.log(-torch.log(torch.rand(shape).clamp_(1e-20, 1.0)))
+
+
 class DeviceActionDistribution(MultiCategoricalDistribution):
     """SB3's ``MultiCategorical`` over ``[N]*K + [L]*K`` computed as two batched categoricals.
 
@@ -123,8 +129,7 @@ class DeviceActionDistribution(MultiCategoricalDistribution):
 
     def sample(self) -> torch.Tensor:
         def gumbel_argmax(logp: torch.Tensor) -> torch.Tensor:
-            u = torch.rand_like(logp).clamp_(1e-20, 1.0)
-            return (logp - torch.log(-torch.log(u))).argmax(-1)
+            return (logp + gumbel_noise(logp.shape)).argmax(-1)
 
         return torch.cat([gumbel_argmax(self.ch_logp), gumbel_argmax(self.lv_logp)], 1)
 
@@ -142,7 +147,6 @@ class _AutoregressiveDecoder(nn.Module):
 
     def __init__(self, d: int, num_levels: int) -> None:
         super().__init__()
-        self.num_levels = int(num_levels)
         self.token = nn.Linear(d, d)
         self.state = nn.Linear(d, d, bias=False)
         self.out = nn.Linear(d, num_levels)
@@ -223,8 +227,7 @@ class DeviceAutoregressiveDistribution(MultiCategoricalDistribution):
             adds = adds.numpy()
             w_out, b_out = dec.out.weight.T.numpy(), dec.out.bias.numpy()
             if not greedy:  # Gumbel-max: the noise of all steps drawn at once
-                gumbel = -torch.log(-torch.log(torch.rand(B, K, N * L).clamp_(1e-20, 1.0)))
-                gumbel = gumbel.numpy()
+                gumbel = gumbel_noise((B, K, N * L)).numpy()
         state = np.zeros((B, N, d), dtype=np.float32)
         rows = np.arange(B)
         pairs = np.empty((B, K), dtype=np.int64)
@@ -364,30 +367,30 @@ class DeviceNet(nn.Module):
         Tokens are ``(B, K, d)`` device tokens, or ``(B, K, N, d)`` (device, sub-channel)
         tokens with ``mixer="grid"``.
         """
-        if self.grid:
-            return self._grid_trunk(obs)
-        x = self.layout.device_features(obs)
         g = self.layout.global_features(obs)
-        parts = [x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)]
-        if self.relative:  # each device's SNR against the best and the mean device per channel
-            snr = self.layout.split(obs)["snr"]
-            parts += [snr - snr.amax(-2, keepdim=True), snr - snr.mean(-2, keepdim=True)]
-        tokens = torch.cat(parts, -1)
+        tokens = self._grid_tokens(obs, g) if self.grid else self._device_tokens(obs, g)
         h = torch.relu(self.embed(tokens))
         for layer in self.mix:
             h = layer(h)
         return h, g
+
+    def _device_tokens(self, obs: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        x = self.layout.device_features(obs)
+        parts = [x, g.unsqueeze(-2).expand(-1, x.shape[-2], -1)]
+        if self.relative:  # each device's SNR against the best and the mean device per channel
+            snr = self.layout.split(obs)["snr"]
+            parts += [snr - snr.amax(-2, keepdim=True), snr - snr.mean(-2, keepdim=True)]
+        return torch.cat(parts, -1)
 
     @staticmethod
     def decision_order(snr: torch.Tensor) -> torch.Tensor:
         """Devices by best full-power SNR, strongest first: ``(B, K)`` device indices."""
         return torch.argsort(snr.amax(-1), dim=1, descending=True, stable=True)
 
-    def _grid_trunk(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _grid_tokens(self, obs: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         parts = self.layout.split(obs)
         snr = parts["snr"]  # (B, K, N)
         B, K, N = snr.shape
-        g = self.layout.global_features(obs)
         others = [
             parts[s.name].reshape(B, K, s.size // K)
             for s in self.layout.segments
@@ -403,7 +406,7 @@ class DeviceNet(nn.Module):
             snr - snr.mean(-2, keepdim=True),
             snr - snr.amax(-1, keepdim=True),  # against the device's best sub-channel
         ]
-        tokens = torch.cat(
+        return torch.cat(
             [
                 torch.stack(per_pair, -1),
                 torch.cat([*others, g.unsqueeze(-2).expand(-1, K, -1)], -1)
@@ -412,10 +415,6 @@ class DeviceNet(nn.Module):
             ],
             -1,
         )
-        h = torch.relu(self.embed(tokens))
-        for layer in self.mix:
-            h = layer(h)
-        return h, g
 
     def actor(self, h: torch.Tensor, obs: torch.Tensor):
         """Action logits ``(B, K*N + K*L)``; with the autoregressive head, the latent

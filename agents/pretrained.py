@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.base import Agent
-from qfl_gym.validation import check_bool, check_choice, check_int
+from qfl_gym.validation import check_choice
 from qfl_gym.wireless.problem import OBJECTIVES
 
 #: Folder of the shipped weights (package data).
@@ -87,7 +87,7 @@ class PretrainedWeights:
         Key of the recipe (``DevicePolicyRecipe.key()``); ``train_device_policy`` finds
         the file by it.
     reproduce : str
-        Python code that retrains the weights.
+        The command that retrains the weights (``qfl-gym train --recipe <key>``).
     reproduce_seconds : float or None
         Wall time of that training (s, 2 shared cores), None if not recorded.
     timing : str
@@ -462,12 +462,8 @@ class PretrainedAgent(Agent):
 
         self.weights = select_weights(env, method=method, objective=objective)
         self.path = self.weights.path
-        self.policy_agent = DevicePolicyAgent(
-            env,
-            seed=seed,
-            path=self.path,
-            deterministic=check_bool("deterministic", deterministic),
-            samples=check_int("samples", samples, low=0),
+        self.policy_agent = DevicePolicyAgent(  # it checks deterministic and samples
+            env, seed=seed, path=self.path, deterministic=deterministic, samples=samples
         )
         self.policy = self.policy_agent.policy
         super().__init__(env, seed)

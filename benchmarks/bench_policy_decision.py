@@ -17,6 +17,7 @@ import time
 
 import gymnasium as gym
 import numpy as np
+from bench_channel_power import env_steps_per_s  # a sibling script (benchmarks/ on the path)
 
 import agents
 import qfl_gym  # noqa: F401
@@ -26,19 +27,6 @@ CASES = (
     ("qfl_gym/ChannelPower-v0", "case-study", 50),
     ("qfl_gym/QFL-v0", "case-study", 50),
 )
-
-
-def cartpole_steps_per_s(steps: int = 20_000) -> float:
-    """Steps/s of CartPole-v1 with random actions (the host-speed anchor)."""
-    env = gym.make("CartPole-v1")
-    env.reset(seed=0)
-    env.action_space.seed(0)
-    start = time.perf_counter()
-    for _ in range(steps):
-        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-        if terminated or truncated:
-            env.reset()
-    return steps / (time.perf_counter() - start)
 
 
 def decision_times(agent, obs, info, calls: int) -> np.ndarray:
@@ -58,7 +46,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--no-sca", action="store_true", help="skip SCA's decision time")
     args = parser.parse_args()
-    print(f"anchor: CartPole-v1 random policy {cartpole_steps_per_s():,.0f} steps/s")
+    anchor = env_steps_per_s("CartPole-v1", 20_000)
+    print(f"anchor: CartPole-v1 random policy {anchor:,.0f} steps/s")
     for env_id, scenario, K in CASES:
         env = gym.make(env_id, scenario=scenario, num_devices=K)
         obs, info = env.reset(seed=1)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.pretrained import PRETRAINED_DIR  # shipped weights, named by recipe key
 from qfl_gym.reproducibility import numerics_record
 from training_scripts.zoo_config import ALGOS, default_config_file, load_hyperparams
 
@@ -363,8 +364,6 @@ ROUND_TIME_TEACHER = {"teacher": "sca", "imitation_samples": 4_000}
 FINETUNE_STEPS_AUTOREGRESSIVE = 327_680
 #: PPO env steps of :func:`recipe_for_env`'s PPO recipes.
 RECIPE_PPO_STEPS = 524_288
-#: Weights shipped with the package, named by recipe key (checked before the cache).
-PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "agents" / "pretrained"
 
 
 @dataclass(frozen=True)
@@ -514,35 +513,9 @@ def train_device_policy(
         return weights
     if recipe.finetune_steps:
         return _finetune(recipe, cache_dir, weights)
-    import torch
-    from stable_baselines3 import PPO
-
-    from agents.device_policy import DevicePolicy, layout_of, save_weights
-    from qfl_gym.vector.sb3 import make_sb3_vec_env
-
-    torch.set_num_threads(1)
-    torch.manual_seed(recipe.seed)
     start = time.perf_counter()
-    env_kwargs = dict(recipe.uplink)
-    venv = make_sb3_vec_env(
-        "qfl_gym/ChannelPower-v0", PPO_FAST["n_envs"], seed=recipe.seed, **env_kwargs
-    )
-    ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
-    policy_kwargs = {
-        "layout": layout_of(venv).spec,
-        "d_model": recipe.d_model,
-        "n_layers": recipe.n_layers,
-        "mixer": recipe.mixer,
-        "head": recipe.head,
-    }
-    model = PPO(
-        DevicePolicy,
-        venv,
-        seed=recipe.seed,
-        device="cpu",
-        policy_kwargs=policy_kwargs,
-        **ppo_kwargs,
-    )
+    net = {k: getattr(recipe, k) for k in ("d_model", "n_layers", "mixer", "head")}
+    model, venv = _device_ppo(recipe, PPO_FAST["n_envs"], recipe.seed, dict(recipe.uplink), net)
     record: dict[str, Any] = {"recipe": asdict(recipe)}
     if recipe.method.startswith("imitation"):
         obs, actions = imitation_data(recipe)
@@ -558,50 +531,22 @@ def train_device_policy(
         )
     venv.close()
     record["seconds"] = round(time.perf_counter() - start, 1)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "device_policy.pt.tmp"
-    save_weights(model.policy, tmp)
-    (folder / "recipe.json").write_text(json.dumps(record, indent=2, default=str))
-    tmp.replace(weights)
-    return weights
+    return _save_trained(model.policy, weights, record)
 
 
 def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) -> Path:
     """PPO at ``recipe.finetune_devices`` from the (cached) weights of the recipe without it."""
-    import dataclasses
-
-    import torch
-    from stable_baselines3 import PPO
-
-    from agents.device_policy import DevicePolicy, layout_of, load_weights, save_weights
-    from qfl_gym.vector.sb3 import make_sb3_vec_env
+    from agents.device_policy import load_weights
 
     base_recipe = dataclasses.replace(recipe, finetune_devices=0, finetune_steps=0)
     base = train_device_policy(base_recipe, cache_dir, shipped=False)
-    torch.set_num_threads(1)
-    torch.manual_seed(recipe.seed)
     start = time.perf_counter()
-    venv = make_sb3_vec_env(
-        "qfl_gym/ChannelPower-v0",
-        recipe.finetune_envs,
-        seed=recipe.seed + 1,
-        **{**dict(recipe.uplink), "num_devices": recipe.finetune_devices},
-    )
-    layout = layout_of(venv)
-    policy = load_weights(base, layout)
-    config = policy.config()
-    net = {k: config[k] for k in ("d_model", "n_layers", "mixer", "relative")}
-    net["head"] = config.get("head", "independent")
-    ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
-    model = PPO(
-        DevicePolicy,
-        venv,
-        seed=recipe.seed,
-        device="cpu",
-        policy_kwargs={"layout": layout.spec, **net},
-        **ppo_kwargs,
-    )
-    model.policy.load_state_dict(policy.state_dict())
+    trained = load_weights(base)  # the weights do not depend on K
+    config = trained.config()
+    net = {k: config[k] for k in ("d_model", "n_layers", "mixer", "relative", "head")}
+    uplink = {**dict(recipe.uplink), "num_devices": recipe.finetune_devices}
+    model, venv = _device_ppo(recipe, recipe.finetune_envs, recipe.seed + 1, uplink, net)
+    model.policy.load_state_dict(trained.state_dict())
     model.learn(recipe.finetune_steps)
     venv.close()
     seconds = time.perf_counter() - start
@@ -611,9 +556,42 @@ def _finetune(recipe: DevicePolicyRecipe, cache_dir: str | Path, weights: Path) 
         "finetune_env_steps_per_s": round(recipe.finetune_steps / seconds, 1),
         "seconds": round(seconds, 1),
     }
+    return _save_trained(model.policy, weights, record)
+
+
+def _device_ppo(
+    recipe: DevicePolicyRecipe, n_envs: int, env_seed: int, uplink: dict, net: dict
+) -> tuple[Any, Any]:
+    """SB3 PPO with ``DevicePolicy(**net)`` and the fast path's settings on ``n_envs``
+    ChannelPower-v0 envs of ``uplink`` (native vector env), and that env."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from agents.device_policy import DevicePolicy, layout_of
+    from qfl_gym.vector.sb3 import make_sb3_vec_env
+
+    torch.set_num_threads(1)
+    torch.manual_seed(recipe.seed)
+    venv = make_sb3_vec_env("qfl_gym/ChannelPower-v0", n_envs, seed=env_seed, **uplink)
+    ppo_kwargs = {k: v for k, v in PPO_FAST.items() if k != "n_envs"}
+    model = PPO(
+        DevicePolicy,
+        venv,
+        seed=recipe.seed,
+        device="cpu",
+        policy_kwargs={"layout": layout_of(venv).spec, **net},
+        **ppo_kwargs,
+    )
+    return model, venv
+
+
+def _save_trained(policy: Any, weights: Path, record: dict[str, Any]) -> Path:
+    """Write ``weights`` (through a temporary file) and ``recipe.json`` beside them."""
+    from agents.device_policy import save_weights
+
     weights.parent.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".pt.tmp")
-    save_weights(model.policy, tmp)
+    save_weights(policy, tmp)
     (weights.parent / "recipe.json").write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(weights)
     return weights
